@@ -1,0 +1,236 @@
+//! Distribution arguments: scalars or tensors, broadcast together, validated against constraints.
+
+use crate::defaults;
+use crate::dist::constraints::Constraint;
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor, Var};
+
+/// A distribution parameter: a plain number or a tensor.
+///
+/// Numbers take the dtype and device of the tensor arguments of the same call, or the
+/// thread's [`defaults`] when there are none.
+#[derive(Clone, Debug)]
+pub enum Arg {
+    /// A scalar.
+    Scalar(f64),
+    /// A tensor (cheap to clone: Candle tensors share storage).
+    Tensor(Tensor),
+}
+
+impl From<f64> for Arg {
+    fn from(x: f64) -> Self {
+        Arg::Scalar(x)
+    }
+}
+impl From<f32> for Arg {
+    fn from(x: f32) -> Self {
+        Arg::Scalar(x as f64)
+    }
+}
+impl From<i32> for Arg {
+    fn from(x: i32) -> Self {
+        Arg::Scalar(x as f64)
+    }
+}
+impl From<u32> for Arg {
+    fn from(x: u32) -> Self {
+        Arg::Scalar(x as f64)
+    }
+}
+impl From<usize> for Arg {
+    fn from(x: usize) -> Self {
+        Arg::Scalar(x as f64)
+    }
+}
+impl From<Tensor> for Arg {
+    fn from(t: Tensor) -> Self {
+        Arg::Tensor(t)
+    }
+}
+impl From<&Tensor> for Arg {
+    fn from(t: &Tensor) -> Self {
+        Arg::Tensor(t.clone())
+    }
+}
+impl From<&Var> for Arg {
+    fn from(t: &Var) -> Self {
+        Arg::Tensor(t.as_tensor().clone())
+    }
+}
+
+/// Parameters resolved to one dtype, one device and one broadcast batch shape.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The tensors, in the order given, each broadcast to `shape`.
+    pub tensors: Vec<Tensor>,
+    /// The common broadcast shape.
+    pub shape: Vec<usize>,
+    /// The common dtype.
+    pub dtype: DType,
+    /// The common device.
+    pub device: Device,
+}
+
+/// Resolves named arguments of distribution `dist` to tensors of one dtype and device,
+/// broadcast to their common shape. Mixed dtypes or devices, or shapes that do not broadcast,
+/// are errors naming both arguments.
+pub fn resolve(dist: &'static str, args: Vec<(&'static str, Arg)>) -> Result<Resolved> {
+    let mut first: Option<(&'static str, DType, Device)> = None;
+    for (name, arg) in &args {
+        if let Arg::Tensor(t) = arg {
+            match &first {
+                None => first = Some((name, t.dtype(), t.device().clone())),
+                Some((fname, dtype, device)) => {
+                    if t.dtype() != *dtype {
+                        return Err(Error::DTypeMismatch {
+                            context: format!("`{dist}`"),
+                            a: fname.to_string(),
+                            a_dtype: *dtype,
+                            b: name.to_string(),
+                            b_dtype: t.dtype(),
+                        });
+                    }
+                    if !t.device().same_device(device) {
+                        return Err(Error::DeviceMismatch {
+                            context: format!("`{dist}`"),
+                            a: fname.to_string(),
+                            a_device: format!("{device:?}"),
+                            b: name.to_string(),
+                            b_device: format!("{:?}", t.device()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let (dtype, device) = match first {
+        Some((_, d, dev)) => (d, dev),
+        None => {
+            let d = defaults::current();
+            (d.dtype, d.device)
+        }
+    };
+    if !dtype.is_float() {
+        return Err(Error::invalid_arg(
+            format!("`{dist}`"),
+            args.iter().find(|(_, a)| matches!(a, Arg::Tensor(_))).map(|(n, _)| *n).unwrap_or("?"),
+            format!("parameters must be floating point tensors, got {dtype:?}"),
+        ));
+    }
+    let mut tensors = Vec::with_capacity(args.len());
+    let mut shape: Vec<usize> = vec![];
+    let mut shape_from: &'static str = "";
+    for (name, arg) in &args {
+        let t = match arg {
+            Arg::Scalar(x) => Tensor::new(*x, &device)?.to_dtype(dtype)?,
+            Arg::Tensor(t) => t.clone(),
+        };
+        shape = broadcast_shapes(&shape, t.dims()).ok_or_else(|| Error::ShapeMismatch {
+            context: format!("`{dist}`: arguments `{shape_from}` and `{name}` do not broadcast"),
+            expected: format!("{shape:?}"),
+            got: format!("{:?}", t.dims()),
+            hint: None,
+        })?;
+        if t.rank() > 0 {
+            shape_from = name;
+        }
+        tensors.push(t);
+    }
+    let tensors = tensors
+        .into_iter()
+        .map(|t| if t.dims() == shape.as_slice() { Ok(t) } else { t.broadcast_as(shape.as_slice()) })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Resolved { tensors, shape, dtype, device })
+}
+
+/// The broadcast of two shapes (numpy rules), or `None` if they do not broadcast.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i < n - a.len() { 1 } else { a[i - (n - a.len())] };
+        let db = if i < n - b.len() { 1 } else { b[i - (n - b.len())] };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// Checks parameter `arg` of `dist` against `constraint` when validation is on.
+pub fn validate_param(dist: &'static str, arg: &'static str, value: &Tensor, constraint: &Constraint) -> Result<()> {
+    if !defaults::validation_enabled() {
+        return Ok(());
+    }
+    if let Some(detail) = constraint.first_violation(value)? {
+        return Err(Error::InvalidParameter { dist, arg, constraint: constraint.to_string(), detail });
+    }
+    Ok(())
+}
+
+/// Checks that `value` lies in the support of `dist` when validation is on.
+pub fn validate_value(dist: &'static str, value: &Tensor, support: &Constraint) -> Result<()> {
+    if !defaults::validation_enabled() {
+        return Ok(());
+    }
+    if let Some(detail) = support.first_violation(value)? {
+        return Err(Error::OutOfSupport { dist, support: support.to_string(), detail });
+    }
+    Ok(())
+}
+
+/// Checks that a value's rightmost dims equal `batch_shape ++ event_shape` up to broadcasting,
+/// and that its dtype matches; names both shapes otherwise.
+pub fn check_value_shape(dist: &'static str, value: &Tensor, batch: &[usize], event: &[usize], dtype: DType) -> Result<()> {
+    if value.dtype() != dtype && value.dtype().is_float() {
+        return Err(Error::DTypeMismatch {
+            context: format!("`{dist}`.log_prob"),
+            a: "parameters".into(),
+            a_dtype: dtype,
+            b: "value".into(),
+            b_dtype: value.dtype(),
+        });
+    }
+    let full: Vec<usize> = batch.iter().chain(event).copied().collect();
+    let vd = value.dims();
+    let ev_ok = vd.len() >= event.len() && &vd[vd.len() - event.len()..] == event;
+    if !ev_ok || broadcast_shapes(vd, &full).is_none() {
+        return Err(Error::ShapeMismatch {
+            context: format!("`{dist}`.log_prob: value shape does not fit batch_shape {batch:?} ++ event_shape {event:?}"),
+            expected: format!("{full:?}"),
+            got: format!("{vd:?}"),
+            hint: None,
+        });
+    }
+    Ok(())
+}
+
+/// `shape_a ++ shape_b`.
+pub fn concat_shapes(a: &[usize], b: &[usize]) -> Vec<usize> {
+    a.iter().chain(b).copied().collect()
+}
+
+/// Broadcasts a parameter tensor of shape `old_batch ++ rest` to `new_batch ++ rest`, for
+/// [`Distribution::expand`](crate::dist::Distribution::expand); names both shapes on failure.
+pub fn expand_param(dist: &'static str, t: &Tensor, old_batch: &[usize], new_batch: &[usize]) -> Result<Tensor> {
+    let rest = &t.dims()[old_batch.len().min(t.rank())..];
+    let target = concat_shapes(new_batch, rest);
+    let ok = new_batch.len() >= old_batch.len()
+        && old_batch
+            .iter()
+            .rev()
+            .zip(new_batch.iter().rev())
+            .all(|(&o, &n)| o == n || o == 1);
+    if !ok {
+        return Err(Error::ShapeMismatch {
+            context: format!("`{dist}`.expand: batch shape {old_batch:?} cannot be expanded"),
+            expected: format!("a shape that {old_batch:?} broadcasts to"),
+            got: format!("{new_batch:?}"),
+            hint: None,
+        });
+    }
+    Ok(t.broadcast_as(target)?)
+}

@@ -13,6 +13,7 @@ mod bernoulli;
 mod independent;
 mod masked;
 mod normal;
+mod unit;
 
 pub use args::Arg;
 pub use bernoulli::Bernoulli;
@@ -21,6 +22,7 @@ pub use distribution::{DistRef, DistRefExt, Distribution, DistributionExt, IntoD
 pub use independent::Independent;
 pub use masked::Masked;
 pub use normal::Normal;
+pub use unit::Unit;
 pub use transforms::{Transform, TransformRef, biject_to};
 
 #[cfg(test)]

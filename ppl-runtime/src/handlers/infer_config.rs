@@ -1,0 +1,33 @@
+//! `infer_config`: sets the inference configuration of sites by a function.
+
+use crate::error::Result;
+use crate::runtime::{Handler, with_handler};
+use crate::site::{InferConfig, Message, SiteKind};
+
+/// Merges `config(msg)` into the infer config of every sample site.
+pub struct InferConfigHandler {
+    config: Box<dyn Fn(&Message) -> Option<InferConfig>>,
+}
+
+impl InferConfigHandler {
+    /// Configures sites by `config`.
+    pub fn new(config: impl Fn(&Message) -> Option<InferConfig> + 'static) -> Self {
+        InferConfigHandler { config: Box::new(config) }
+    }
+}
+
+impl Handler for InferConfigHandler {
+    fn process(&mut self, msg: &mut Message) -> Result<()> {
+        if msg.kind == SiteKind::Sample
+            && let Some(c) = (self.config)(msg)
+        {
+            msg.infer.merge(&c);
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with sample sites configured by `config`.
+pub fn infer_config<R>(config: impl Fn(&Message) -> Option<InferConfig> + 'static, f: impl FnOnce() -> R) -> R {
+    with_handler(InferConfigHandler::new(config), f).0
+}

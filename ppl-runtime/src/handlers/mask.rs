@@ -1,0 +1,36 @@
+//! `mask`: zeroes the log-densities of masked elements.
+
+use crate::error::Result;
+use crate::runtime::{Handler, with_handler};
+use crate::site::{Message, SiteKind};
+use candle_core::{DType, Tensor};
+
+/// Combines a 0/1 mask into every sample and factor site's mask (elementwise and).
+#[derive(Debug, Clone)]
+pub struct Mask {
+    mask: Tensor,
+}
+
+impl Mask {
+    /// Masks by `mask` (any dtype; non-zero keeps), broadcastable to the sites' batch shapes.
+    pub fn new(mask: &Tensor) -> Result<Self> {
+        Ok(Mask { mask: mask.ne(0u8).or_else(|_| mask.to_dtype(DType::F32)?.ne(0.0))? })
+    }
+}
+
+impl Handler for Mask {
+    fn process(&mut self, msg: &mut Message) -> Result<()> {
+        if matches!(msg.kind, SiteKind::Sample | SiteKind::Factor) {
+            msg.mask = Some(match &msg.mask {
+                None => self.mask.clone(),
+                Some(m) => m.ne(0u8).or_else(|_| m.to_dtype(DType::F32)?.ne(0.0))?.broadcast_mul(&self.mask)?,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with the log-densities of elements where `mask` is zero removed.
+pub fn mask<R>(mask: &Tensor, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    with_handler(Mask::new(mask)?, f).0
+}

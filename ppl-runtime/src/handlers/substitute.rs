@@ -1,0 +1,35 @@
+//! `substitute`: gives sample and param sites fixed values, without observing them.
+
+use crate::error::Result;
+use crate::handlers::Data;
+use crate::runtime::{Handler, with_handler};
+use crate::site::{Message, SiteKind};
+
+/// Sets the value of each sample or param site named in `data`; the site stays latent.
+#[derive(Debug)]
+pub struct Substitute {
+    data: Data,
+}
+
+impl Substitute {
+    /// Substitutes values from `data`.
+    pub fn new(data: Data) -> Self {
+        Substitute { data }
+    }
+}
+
+impl Handler for Substitute {
+    fn process(&mut self, msg: &mut Message) -> Result<()> {
+        if matches!(msg.kind, SiteKind::Sample | SiteKind::Param)
+            && let Some(v) = self.data.get(&msg.name)
+        {
+            msg.value = Some(v.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with the sample and param sites named in `data` set to those values.
+pub fn substitute<R>(data: Data, f: impl FnOnce() -> R) -> R {
+    with_handler(Substitute::new(data), f).0
+}

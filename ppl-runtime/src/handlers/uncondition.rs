@@ -1,0 +1,25 @@
+//! `uncondition`: turns observed sites back into latent ones that are sampled.
+
+use crate::error::Result;
+use crate::runtime::{Handler, with_handler};
+use crate::site::{Message, SiteKind};
+
+/// Makes every observed sample site latent: its value is drawn instead of observed.
+#[derive(Debug, Default, Clone)]
+pub struct Uncondition;
+
+impl Handler for Uncondition {
+    fn process(&mut self, msg: &mut Message) -> Result<()> {
+        if msg.kind == SiteKind::Sample && msg.is_observed {
+            msg.is_observed = false;
+            msg.value = None;
+            msg.done = false;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with every observation ignored and sampled instead.
+pub fn uncondition<R>(f: impl FnOnce() -> R) -> R {
+    with_handler(Uncondition, f).0
+}

@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod constraints;
+pub mod linalg;
 mod distribution;
 pub mod special;
 pub mod transforms;

@@ -1,4 +1,5 @@
-//! The normal (Gaussian) distribution.
+//! The normal (Gaussian) distribution, and elementwise helper ops shared by the continuous
+//! distributions.
 
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
@@ -6,8 +7,10 @@ use crate::dist::distribution::{DistRef, Distribution};
 use crate::error::Result;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
-use std::f64::consts::PI;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// `0.5 * ln(2π)`.
+pub(crate) const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// Normal distribution with mean `loc` and standard deviation `scale`.
 ///
@@ -23,16 +26,23 @@ pub struct Normal {
     loc: Tensor,
     scale: Tensor,
     batch_shape: Vec<usize>,
+    /// `(loc, scale)` as host numbers when both are constants (no gradient to keep): `log_prob`
+    /// then needs no broadcast ops.
+    consts: Option<(f64, f64)>,
+    /// `log(scale)`, computed on first use.
+    log_scale: OnceLock<Tensor>,
 }
 
 impl Normal {
     /// A normal with mean `loc` and standard deviation `scale > 0` (scalars or tensors, broadcast).
     pub fn new(loc: impl Into<Arg>, scale: impl Into<Arg>) -> Result<Self> {
-        let r = args::resolve("Normal", vec![("loc", loc.into()), ("scale", scale.into())])?;
+        let (loc, scale) = (loc.into(), scale.into());
+        let consts = ops::host_const(&loc).zip(ops::host_const(&scale));
+        let r = args::resolve("Normal", vec![("loc", loc), ("scale", scale)])?;
         args::validate_param("Normal", "loc", &r.tensors[0], &Constraint::Real)?;
         args::validate_param("Normal", "scale", &r.tensors[1], &Constraint::Positive)?;
-        let mut t = r.tensors.into_iter();
-        Ok(Normal { loc: t.next().unwrap(), scale: t.next().unwrap(), batch_shape: r.shape })
+        let [loc, scale]: [Tensor; 2] = ops::take(r.tensors);
+        Ok(Normal { loc, scale, batch_shape: r.shape, consts, log_scale: OnceLock::new() })
     }
 
     /// The mean parameter.
@@ -45,8 +55,15 @@ impl Normal {
         &self.scale
     }
 
-    fn full_shape(&self, sample_shape: &[usize]) -> Vec<usize> {
-        args::concat_shapes(sample_shape, &self.batch_shape)
+    fn log_scale(&self) -> Result<&Tensor> {
+        ops::cached(&self.log_scale, || Ok(self.scale.log()?))
+    }
+
+    fn standardize(&self, value: &Tensor) -> Result<Tensor> {
+        Ok(match self.consts {
+            Some((l, s)) => value.affine(1.0 / s, -l / s)?,
+            None => value.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?,
+        })
     }
 }
 
@@ -73,16 +90,18 @@ impl Distribution for Normal {
         true
     }
     fn rsample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        let shape = self.full_shape(sample_shape);
+        let shape = args::concat_shapes(sample_shape, &self.batch_shape);
         let eps = rng.normal_tensor(&shape, self.dtype(), self.device())?;
         Ok(eps.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
         args::validate_value("Normal", value, &Constraint::Real)?;
-        let z = value.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?;
-        let lp = z.sqr()?.affine(-0.5, -0.5 * (2.0 * PI).ln())?.broadcast_sub(&self.scale.log()?)?;
-        Ok(lp)
+        let z2 = self.standardize(value)?.sqr()?;
+        Ok(match self.consts {
+            Some((_, s)) => z2.affine(-0.5, -HALF_LN_2PI - s.ln())?,
+            None => z2.affine(-0.5, -HALF_LN_2PI)?.broadcast_sub(self.log_scale()?)?,
+        })
     }
     fn support(&self) -> Constraint {
         Constraint::Real
@@ -94,20 +113,206 @@ impl Distribution for Normal {
         Ok(self.scale.sqr()?)
     }
     fn entropy(&self) -> Result<Tensor> {
-        Ok(self.scale.log()?.affine(1.0, 0.5 + 0.5 * (2.0 * PI).ln())?)
+        Ok(self.log_scale()?.affine(1.0, 0.5 + HALF_LN_2PI)?)
     }
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {
-        let z = value.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?;
-        Ok(z.affine(std::f64::consts::FRAC_1_SQRT_2, 0.0)?.erf()?.affine(0.5, 0.5)?)
+        args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
+        ops::std_normal_cdf(&self.standardize(value)?)
+    }
+    fn icdf(&self, value: &Tensor) -> Result<Tensor> {
+        args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
+        args::validate_value("Normal", value, &Constraint::UnitInterval)?;
+        Ok(ops::ndtri(value)?.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(Normal {
             loc: args::expand_param("Normal", &self.loc, &self.batch_shape, batch_shape)?,
             scale: args::expand_param("Normal", &self.scale, &self.batch_shape, batch_shape)?,
             batch_shape: batch_shape.to_vec(),
+            consts: self.consts,
+            log_scale: OnceLock::new(),
         }))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+/// Elementwise ops the continuous distributions share: scalar functions mapped on the host as
+/// Candle `CustomOp`s (CPU kernels; other devices get Candle's "no implementation" error),
+/// value-only host maps for the cdfs built on incomplete gamma/beta functions, and small
+/// parameter helpers.
+pub(crate) mod ops {
+    use crate::dist::args::Arg;
+    use crate::error::Result;
+    use candle_core::backend::BackendStorage;
+    use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+    use std::sync::OnceLock;
+
+    /// The value of a constant scalar argument (a number, or a one-element tensor that carries
+    /// no gradient), so that `log_prob` can use `affine` instead of broadcast ops.
+    pub(crate) fn host_const(a: &Arg) -> Option<f64> {
+        match a {
+            Arg::Scalar(x) => Some(*x),
+            Arg::Tensor(t) if t.elem_count() == 1 && !t.track_op() && t.device().is_cpu() => {
+                t.flatten_all().ok()?.to_dtype(DType::F64).ok()?.to_vec1::<f64>().ok()?.first().copied()
+            }
+            Arg::Tensor(_) => None,
+        }
+    }
+
+    /// The `N` resolved tensors as an array (`resolve` returns exactly one per argument).
+    pub(crate) fn take<const N: usize>(v: Vec<Tensor>) -> [Tensor; N] {
+        v.try_into().unwrap_or_else(|v: Vec<Tensor>| unreachable!("resolve returned {} tensors", v.len()))
+    }
+
+    /// The tensor in `cell`, computing it with `f` on first use.
+    pub(crate) fn cached<'a>(cell: &'a OnceLock<Tensor>, f: impl FnOnce() -> Result<Tensor>) -> Result<&'a Tensor> {
+        if let Some(t) = cell.get() {
+            return Ok(t);
+        }
+        let t = f()?;
+        Ok(cell.get_or_init(|| t))
+    }
+
+    type Grad = fn(&Tensor, &Tensor) -> Result<Tensor>;
+
+    struct Unary {
+        name: &'static str,
+        f: fn(f64) -> f64,
+        grad: Option<Grad>,
+    }
+
+    impl CustomOp1 for Unary {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+            use candle_core::cpu_backend::unary_map;
+            let f = self.f;
+            let out = match s {
+                CpuStorage::F32(v) => CpuStorage::F32(unary_map(v, l, |x| f(x as f64) as f32)),
+                CpuStorage::F64(v) => CpuStorage::F64(unary_map(v, l, f)),
+                s => candle_core::bail!("`{}` needs an f32 or f64 tensor, got {:?}", self.name, s.dtype()),
+            };
+            Ok((out, l.shape().clone()))
+        }
+        fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+            match self.grad {
+                None => Ok(None),
+                Some(g) => {
+                    let d = g(arg, res).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                    Ok(Some(grad_res.mul(&d)?))
+                }
+            }
+        }
+    }
+
+    /// Maps `f` elementwise; the backward multiplies by `grad(x, f(x))` (no gradient if `None`).
+    pub(crate) fn unary(x: &Tensor, name: &'static str, f: fn(f64) -> f64, grad: Option<Grad>) -> Result<Tensor> {
+        Ok(x.apply_op1(Unary { name, f, grad })?)
+    }
+
+    /// The standard normal quantile function `Φ⁻¹(p)`, differentiable (`dΦ⁻¹/dp = 1/φ(Φ⁻¹(p))`).
+    pub(crate) fn ndtri(p: &Tensor) -> Result<Tensor> {
+        unary(p, "ndtri", ndtri_f64, Some(|_, z| Ok(z.sqr()?.affine(0.5, super::HALF_LN_2PI)?.exp()?)))
+    }
+
+    /// Scalar `Φ⁻¹(p)`: `-√2 erfc⁻¹(2p)` (statrs' Boost-derived rational approximations).
+    pub(crate) fn ndtri_f64(p: f64) -> f64 {
+        if p.is_nan() || !(0.0..=1.0).contains(&p) {
+            return f64::NAN;
+        }
+        -std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * p)
+    }
+
+    /// The standard normal cdf `Φ(z) = erfc(-z/√2)/2`, accurate in the lower tail.
+    pub(crate) fn std_normal_cdf(z: &Tensor) -> Result<Tensor> {
+        unary(
+            z,
+            "ndtr",
+            |z| 0.5 * libm::erfc(-z * std::f64::consts::FRAC_1_SQRT_2),
+            Some(|z, _| Ok(z.sqr()?.affine(-0.5, -super::HALF_LN_2PI)?.exp()?)),
+        )
+    }
+
+    /// Uniform draws in the open interval (0, 1) *in the target dtype* (f32 rounding of a
+    /// draw near 1 would give exactly 1, and `log(1 - u)` would be infinite).
+    pub(crate) fn uniform(rng: &mut crate::rng::Rng, shape: &[usize], dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
+        let (lo, hi) = if dtype == DType::F64 { (f64::MIN_POSITIVE, 1.0 - f64::EPSILON / 2.0) } else { (f32::MIN_POSITIVE as f64, 1.0 - (f32::EPSILON / 2.0) as f64) };
+        Ok(rng.uniform_tensor(shape, dtype, device)?.clamp(lo, hi)?)
+    }
+
+    /// `atan(x)`, differentiable.
+    pub(crate) fn atan(x: &Tensor) -> Result<Tensor> {
+        unary(x, "atan", f64::atan, Some(|x, _| Ok(x.sqr()?.affine(1.0, 1.0)?.recip()?)))
+    }
+
+    /// `tan(x)`, differentiable.
+    pub(crate) fn tan(x: &Tensor) -> Result<Tensor> {
+        unary(x, "tan", f64::tan, Some(|_, y| Ok(y.sqr()?.affine(1.0, 1.0)?)))
+    }
+
+    /// Maps `f` over the broadcast of `inputs` on the host; the result carries no gradient
+    /// (used for cdfs built on incomplete gamma/beta functions).
+    pub(crate) fn host_map(inputs: &[&Tensor], f: impl Fn(&[f64]) -> f64) -> Result<Tensor> {
+        let mut shape: Vec<usize> = vec![];
+        for t in inputs {
+            shape = crate::dist::args::broadcast_shapes(&shape, t.dims()).ok_or_else(|| {
+                crate::Error::shape_mismatch("host_map: inputs do not broadcast", &shape, t.dims())
+            })?;
+        }
+        let host = inputs
+            .iter()
+            .map(|t| Ok(t.broadcast_as(shape.as_slice())?.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?))
+            .collect::<Result<Vec<_>>>()?;
+        let n: usize = shape.iter().product();
+        let mut buf = vec![0.0; inputs.len()];
+        let out: Vec<f64> = (0..n)
+            .map(|i| {
+                for (b, h) in buf.iter_mut().zip(&host) {
+                    *b = h[i];
+                }
+                f(&buf)
+            })
+            .collect();
+        Ok(Tensor::from_vec(out, shape, inputs[0].device())?.to_dtype(inputs[0].dtype())?)
+    }
+
+    struct Xlogy;
+
+    impl CustomOp2 for Xlogy {
+        fn name(&self) -> &'static str {
+            "xlogy"
+        }
+        fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+            use candle_core::cpu_backend::binary_map;
+            let out = match (s1, s2) {
+                (CpuStorage::F32(x), CpuStorage::F32(y)) => {
+                    CpuStorage::F32(binary_map(l1, l2, x, y, |x, y| if x == 0.0 && !y.is_nan() { 0.0 } else { x * y.ln() }))
+                }
+                (CpuStorage::F64(x), CpuStorage::F64(y)) => {
+                    CpuStorage::F64(binary_map(l1, l2, x, y, |x, y| if x == 0.0 && !y.is_nan() { 0.0 } else { x * y.ln() }))
+                }
+                _ => candle_core::bail!("`xlogy` needs two f32 or two f64 tensors, got {:?} and {:?}", s1.dtype(), s2.dtype()),
+            };
+            Ok((out, l1.shape().clone()))
+        }
+        fn bwd(&self, x: &Tensor, y: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+            // d/dx = log(y) (0 where x == 0, as torch), d/dy = x / y.
+            let nz = x.ne(0.0)?.to_dtype(x.dtype())?;
+            let gx = g.mul(&nz.apply_op2(y, Xlogy)?)?;
+            let gy = g.mul(&x.div(y)?)?;
+            Ok((Some(gx), Some(gy)))
+        }
+    }
+
+    /// `x * log(y)`, with `0` where `x == 0` (torch's `xlogy`); broadcasts; differentiable in both.
+    pub(crate) fn xlogy(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let shape = crate::dist::args::broadcast_shapes(x.dims(), y.dims())
+            .ok_or_else(|| crate::Error::shape_mismatch("xlogy: arguments do not broadcast", x.dims(), y.dims()))?;
+        let x = if x.dims() == shape.as_slice() { x.clone() } else { x.broadcast_as(shape.as_slice())? };
+        let y = if y.dims() == shape.as_slice() { y.clone() } else { y.broadcast_as(shape.as_slice())? };
+        Ok(x.apply_op2(&y, Xlogy)?)
     }
 }

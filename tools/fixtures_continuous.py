@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Reference values for the continuous distributions of ppl (scipy 1.17 / mpmath).
+
+Writes ppl-runtime/src/dist/tests/fixtures/continuous.json, loaded by
+ppl-runtime/src/dist/tests/continuous.rs. Run from the repository root:
+
+    python3 tools/fixtures_continuous.py
+
+Each case has parameters (arrays of any broadcastable shapes), points `x` of shape
+[n_points, *batch_shape] (quantiles near both ends of the support plus edge points) and the
+scipy values of log_prob, cdf, icdf (at the quantiles `q`), mean, variance and entropy.
+Non-finite numbers are written as the strings "nan", "inf", "-inf" (JSON has no NaN).
+"""
+import json
+import math
+import os
+
+import mpmath
+import numpy as np
+from scipy import special, stats
+
+Q = np.array([1e-6, 0.02, 0.3, 0.5, 0.8, 0.999])
+
+
+def enc(a):
+    a = np.asarray(a, dtype=np.float64)
+    out = []
+    for v in a.reshape(-1):
+        if math.isnan(v):
+            out.append("nan")
+        elif math.isinf(v):
+            out.append("inf" if v > 0 else "-inf")
+        else:
+            out.append(float(v))
+    return {"shape": list(a.shape), "data": out}
+
+
+def case(name, params, frozen, *, extra_x=None, has_icdf=True, has_cdf=True, moments=True,
+         lp=None, mean=None, var=None, entropy=None, x=None):
+    """params: dict name -> np.array; frozen: scipy frozen distribution with the same broadcasting."""
+    batch = np.broadcast_shapes(*[np.shape(v) for v in params.values()])
+    qb = Q.reshape((-1,) + (1,) * len(batch))
+    if x is None:
+        x = np.broadcast_to(frozen.ppf(qb), (len(Q),) + batch)
+        if extra_x is not None:
+            ex = np.broadcast_to(np.asarray(extra_x, dtype=np.float64).reshape((-1,) + (1,) * len(batch)),
+                                 (len(extra_x),) + batch)
+            x = np.concatenate([x, ex], axis=0)
+    c = {"dist": name, "params": {k: enc(v) for k, v in params.items()}, "x": enc(x)}
+    c["log_prob"] = enc(lp(x) if lp is not None else frozen.logpdf(x))
+    if has_cdf:
+        c["cdf"] = enc(frozen.cdf(x))
+    if has_icdf:
+        c["q"] = enc(np.broadcast_to(qb, (len(Q),) + batch))
+        c["icdf"] = enc(np.broadcast_to(frozen.ppf(qb), (len(Q),) + batch))
+    if moments:
+        c["mean"] = enc(np.broadcast_to(mean if mean is not None else frozen.mean(), batch))
+        c["variance"] = enc(np.broadcast_to(var if var is not None else frozen.var(), batch))
+    c["entropy"] = enc(np.broadcast_to(entropy if entropy is not None else frozen.entropy(), batch))
+    return c
+
+
+def a(*v):
+    """An array of the given numbers; a single number gives a rank-0 array (scalar parameter)."""
+    return np.array(v[0] if len(v) == 1 else v, dtype=np.float64)
+
+
+cases = []
+# Normal: loc [3,1] x scale [2] -> batch [3,2]
+for loc, scale in [(a(0.0), a(1.0)), (a(-2.0, 0.5, 3.0).reshape(3, 1), a(0.1, 4.0))]:
+    cases.append(case("Normal", {"loc": loc, "scale": scale}, stats.norm(loc, scale)))
+for loc, scale in [(a(0.0), a(1.0)), (a(-1.0, 0.3).reshape(2, 1), a(0.2, 1.5, 3.0))]:
+    cases.append(case("LogNormal", {"loc": loc, "scale": scale}, stats.lognorm(s=scale, scale=np.exp(loc))))
+for scale in [a(1.0), a(0.3, 2.0, 7.0)]:
+    cases.append(case("HalfNormal", {"scale": scale}, stats.halfnorm(scale=scale), extra_x=[0.0]))
+for loc, scale in [(a(0.0), a(1.0)), (a(-2.0, 5.0).reshape(2, 1), a(0.5, 3.0))]:
+    cases.append(case("Cauchy", {"loc": loc, "scale": scale}, stats.cauchy(loc, scale), moments=False))
+for scale in [a(1.0), a(0.2, 5.0)]:
+    cases.append(case("HalfCauchy", {"scale": scale}, stats.halfcauchy(scale=scale), moments=False, extra_x=[0.0]))
+# StudentT: df in (0,1], (1,2], > 2 to cover the nan / inf / finite moments of torch.
+for df, loc, scale in [(a(3.0), a(0.0), a(1.0)),
+                       (a(0.7, 1.5, 2.5, 30.0).reshape(4, 1), a(0.0, -1.0), a(2.0, 0.5))]:
+    f = stats.t(df, loc, scale)
+    m = np.where(df > 1, loc, np.nan) + 0 * scale
+    v = np.where(df > 2, scale ** 2 * df / np.where(df > 2, df - 2, 1), np.where(df > 1, np.inf, np.nan)) + 0 * loc
+    cases.append(case("StudentT", {"df": df, "loc": loc, "scale": scale}, f, has_icdf=False, mean=m, var=v))
+for loc, scale in [(a(0.0), a(1.0)), (a(-1.0, 2.0, 10.0).reshape(3, 1), a(0.1, 3.0))]:
+    cases.append(case("Laplace", {"loc": loc, "scale": scale}, stats.laplace(loc, scale)))
+for rate in [a(1.0), a(0.05, 2.0, 40.0)]:
+    cases.append(case("Exponential", {"rate": rate}, stats.expon(scale=1 / rate), extra_x=[0.0]))
+for conc, rate in [(a(2.0), a(3.0)), (a(0.05, 0.7, 1.0, 5.0, 150.0).reshape(5, 1), a(0.5, 2.0))]:
+    cases.append(case("Gamma", {"concentration": conc, "rate": rate}, stats.gamma(conc, scale=1 / rate),
+                      has_icdf=False, extra_x=[0.0] if conc.size == 1 else None))
+# Gamma at x = 0 with concentration 1: log_prob = log(rate) (xlogy convention).
+cases.append(case("Gamma", {"concentration": a(1.0, 1.0), "rate": a(0.5, 2.0)},
+                  stats.gamma(a(1.0, 1.0), scale=1 / a(0.5, 2.0)), has_icdf=False, extra_x=[0.0]))
+for c1, c0 in [(a(2.0), a(3.0)), (a(0.3, 1.0, 4.0, 50.0).reshape(4, 1), a(0.5, 2.0, 9.0))]:
+    cases.append(case("Beta", {"concentration1": c1, "concentration0": c0}, stats.beta(c1, c0), has_icdf=False))
+cases.append(case("Beta", {"concentration1": a(1.0), "concentration0": a(2.0)}, stats.beta(1.0, 2.0),
+                  has_icdf=False, extra_x=[0.0, 1.0 - 1e-9]))
+for low, high in [(a(0.0), a(1.0)), (a(-3.0, 0.5).reshape(2, 1), a(1.0, 2.0, 8.0))]:
+    cases.append(case("Uniform", {"low": low, "high": high}, stats.uniform(low, high - low)))
+for scale, conc in [(a(1.0), a(1.5)), (a(0.5, 2.0, 10.0).reshape(3, 1), a(0.6, 1.0, 4.0))]:
+    cases.append(case("Weibull", {"scale": scale, "concentration": conc},
+                      stats.weibull_min(c=conc, scale=scale)))
+for loc, scale in [(a(0.0), a(1.0)), (a(-4.0, 1.0).reshape(2, 1), a(0.2, 3.0))]:
+    cases.append(case("Gumbel", {"loc": loc, "scale": scale}, stats.gumbel_r(loc, scale)))
+for df in [a(3.0), a(0.5, 1.0, 2.0, 9.0, 100.0)]:
+    cases.append(case("Chi2", {"df": df}, stats.chi2(df), has_icdf=False))
+
+
+# VonMises: log_prob from its closed form with scipy's i0e; circular variance 1 - I1/I0
+# (torch's convention); entropy from scipy.stats.vonmises.
+def vm_case(loc, kappa):
+    batch = np.broadcast_shapes(loc.shape, kappa.shape)
+    x = np.broadcast_to(np.array([-math.pi + 1e-6, -2.0, -0.3, 0.0, 1.0, 3.0, math.pi - 1e-6]).reshape(-1, *(1,) * len(batch)),
+                        (7,) + batch)
+    lp = lambda x: kappa * np.cos(x - loc) - math.log(2 * math.pi) - np.log(special.i0e(kappa)) - kappa
+    ent = np.vectorize(lambda k: stats.vonmises(k).entropy())(kappa)
+    return case("VonMises", {"loc": loc, "concentration": kappa}, None, x=x, lp=lp, has_cdf=False, has_icdf=False,
+                mean=loc + 0 * kappa, var=1 - special.i1e(kappa) / special.i0e(kappa) + 0 * loc, entropy=ent + 0 * loc)
+
+
+cases.append(vm_case(a(0.0), a(1.0)))
+cases.append(vm_case(a(-1.0, 2.5).reshape(2, 1), a(0.01, 0.5, 4.0, 60.0, 900.0)))
+
+
+# Dirichlet: event dim 1; batches handled by looping over scipy's single-alpha distribution.
+def dir_case(alpha, xs):
+    batch = alpha.shape[:-1]
+    xs = np.broadcast_to(xs, xs.shape[:1] + batch + alpha.shape[-1:])
+    lp = np.empty(xs.shape[:-1])
+    mean = np.empty(alpha.shape)
+    var = np.empty(alpha.shape)
+    ent = np.empty(batch)
+    for idx in np.ndindex(*batch):
+        d = stats.dirichlet(alpha[idx])
+        mean[idx] = d.mean()
+        var[idx] = d.var()
+        ent[idx] = d.entropy()
+        for i in range(xs.shape[0]):
+            lp[(i,) + idx] = d.logpdf(xs[(i,) + idx])
+    return {"dist": "Dirichlet", "params": {"concentration": enc(alpha)}, "x": enc(xs), "log_prob": enc(lp),
+            "mean": enc(mean), "variance": enc(var), "entropy": enc(ent)}
+
+
+xs3 = np.array([[0.2, 0.3, 0.5], [1e-6, 0.5, 0.5 - 1e-6], [0.98, 0.01, 0.01], [1 / 3, 1 / 3, 1 / 3]])
+cases.append(dir_case(a(1.5, 2.0, 3.0), xs3))
+cases.append(dir_case(np.array([[0.5, 0.8, 4.0], [1.0, 1.0, 1.0], [20.0, 7.0, 0.3]]), xs3[:, None, :]))
+
+
+# Implicit reparameterization of the standard gamma: dz/dalpha = -(dP/dalpha)/(dP/dz), with
+# P the regularized lower incomplete gamma, computed to 30 digits with mpmath.
+def dz_dalpha(al, z):
+    mpmath.mp.dps = 30
+    al, z = mpmath.mpf(al), mpmath.mpf(z)
+    dpda = mpmath.diff(lambda s: mpmath.gammainc(s, 0, z, regularized=True), al)
+    pdf = mpmath.exp((al - 1) * mpmath.log(z) - z - mpmath.loggamma(al))
+    return float(-dpda / pdf)
+
+
+grad_pts = []
+for al in [0.01, 0.3, 1.0, 2.5, 10.0, 300.0]:
+    for q in [1e-4, 0.1, 0.5, 0.9, 0.9999]:
+        z = float(stats.gamma(al).ppf(q))
+        if z <= 0:
+            continue
+        grad_pts.append([al, z, dz_dalpha(al, z)])
+
+out = {"cases": cases, "gamma_grad": grad_pts}
+path = os.path.join(os.path.dirname(__file__), "..", "ppl-runtime", "src", "dist", "tests", "fixtures", "continuous.json")
+with open(path, "w") as f:
+    json.dump(out, f, separators=(",", ":"))
+print(f"wrote {len(cases)} cases and {len(grad_pts)} gamma-gradient points to {os.path.normpath(path)}")

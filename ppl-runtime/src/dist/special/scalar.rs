@@ -130,13 +130,13 @@ pub fn ndtr(x: f64) -> f64 {
     0.5 * erfc(-x * FRAC_1_SQRT_2)
 }
 
-/// `log Φ(x)`: `log1p(-Φ(-x))` on the right, `ln Φ(x)` in the middle and the asymptotic
+/// `log Φ(x)`: `log1p(-Φ(-x))` for `x > 0`, `ln Φ(x)` in the middle and the asymptotic
 /// series `-x²/2 - ln(-x) - ½ln 2π + ln(1 - 1/x² + 3/x⁴ - …)` below `x = -20`.
 pub fn log_ndtr(x: f64) -> f64 {
     if x.is_nan() {
         return f64::NAN;
     }
-    if x > 6.0 {
+    if x > 0.0 {
         (-ndtr(-x)).ln_1p()
     } else if x > -20.0 {
         ndtr(x).ln()
@@ -248,16 +248,22 @@ pub fn i1e_grad(x: f64) -> f64 {
 
 /// The regularized lower incomplete gamma function `P(a, x)` (statrs); NaN outside `a > 0, x ≥ 0`.
 pub fn gammainc(a: f64, x: f64) -> f64 {
-    if x == f64::INFINITY && a > 0.0 {
+    if a > 0.0 && x == f64::INFINITY {
         return 1.0;
+    }
+    if a > 0.0 && x == 0.0 {
+        return 0.0;
     }
     statrs::function::gamma::checked_gamma_lr(a, x).unwrap_or(f64::NAN)
 }
 
 /// The regularized upper incomplete gamma function `Q(a, x) = 1 - P(a, x)` (statrs).
 pub fn gammaincc(a: f64, x: f64) -> f64 {
-    if x == f64::INFINITY && a > 0.0 {
+    if a > 0.0 && x == f64::INFINITY {
         return 0.0;
+    }
+    if a > 0.0 && x == 0.0 {
+        return 1.0;
     }
     statrs::function::gamma::checked_gamma_ur(a, x).unwrap_or(f64::NAN)
 }

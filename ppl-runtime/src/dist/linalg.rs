@@ -101,7 +101,7 @@ impl CustomOp1 for Cholesky {
         // then Ā = L⁻ᵀ Φ L⁻¹ (symmetric, since the kernel reads only the lower triangle of a
         // symmetric input).
         let go = || -> Result<Tensor> {
-            let p = tril(&mt(l)?.matmul(&gl.contiguous()?)?, 0)?;
+            let p = tril(&bmm(&mt(l)?, gl)?, 0)?;
             let phi = ((&p + mt(&tril(&p, -1)?)?)? * 0.5)?;
             let x = solve_triangular(&mt(l)?, &phi, false, true)?;
             solve_triangular(l, &x, true, false)
@@ -164,7 +164,7 @@ impl CustomOp2 for SolveLeft {
         // X = A⁻¹B: B̄ = A⁻ᵀ X̄, Ā = -B̄ Xᵀ restricted to A's triangle.
         let go = || -> Result<(Tensor, Tensor)> {
             let gb = solve_left(&mt(a)?, &gx.contiguous()?, !self.lower)?;
-            let ga = gb.matmul(&mt(x)?)?.neg()?;
+            let ga = bmm(&gb, &mt(x)?)?.neg()?;
             let ga = if self.lower { tril(&ga, 0)? } else { triu(&ga, 0)? };
             Ok((ga, gb))
         };
@@ -231,7 +231,7 @@ pub fn cholesky_inverse(l: &Tensor) -> Result<Tensor> {
     let n = check_square("cholesky_inverse", "l", l)?;
     let eye = Tensor::eye(n, l.dtype(), l.device())?;
     let li = solve_triangular(l, &eye, true, true)?;
-    Ok(mt(&li)?.matmul(&li)?)
+    bmm(&mt(&li)?, &li)
 }
 
 /// `log det(L Lᵀ) = 2 Σᵢ log Lᵢᵢ`, of shape `[...]`, for a batch of Cholesky factors `l`.
@@ -270,10 +270,49 @@ pub fn batch_mahalanobis(l: &Tensor, x: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// `A x` for matrices `a` `[..., n, m]` and vectors `x` `[..., m]`, batch dims broadcast.
+/// `A x` for matrices `a` `[..., m, k]` and vectors `x` `[..., k]`, batch dims broadcast.
 pub fn matvec(a: &Tensor, x: &Tensor) -> Result<Tensor> {
-    let y = a.broadcast_matmul(&x.unsqueeze(x.rank())?)?;
+    if a.rank() == 2 && x.rank() >= 1 {
+        // One matrix: fold every batch dim of x into the rows of a single gemm, x Aᵀ.
+        let (m, k) = (a.dims()[0], a.dims()[1]);
+        if x.dims()[x.rank() - 1] == k {
+            let rows: usize = x.dims()[..x.rank() - 1].iter().product();
+            let mut out = x.dims().to_vec();
+            *out.last_mut().unwrap_or(&mut 0) = m;
+            return Ok(x.reshape((rows, k))?.matmul(&a.t()?)?.reshape(out)?);
+        }
+    }
+    let y = bmm(a, &x.unsqueeze(x.rank())?)?;
     Ok(y.squeeze(y.rank() - 1)?)
+}
+
+/// Batched matrix product `a b` for `[..., m, k]` and `[..., k, n]`, with broadcast batch dims
+/// of any rank (Candle's `matmul` handles at most two batch dims and no broadcasting).
+pub fn bmm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (ad, bd) = (a.dims(), b.dims());
+    let bad = || Error::ShapeMismatch {
+        context: format!("`bmm`: matrices of shapes {ad:?} and {bd:?} do not multiply"),
+        expected: "[..., m, k] and [..., k, n] with broadcastable batch dims".into(),
+        got: format!("{ad:?} and {bd:?}"),
+        hint: None,
+    };
+    if ad.len() < 2 || bd.len() < 2 || ad[ad.len() - 1] != bd[bd.len() - 2] {
+        return Err(bad());
+    }
+    let (m, k, n) = (ad[ad.len() - 2], ad[ad.len() - 1], bd[bd.len() - 1]);
+    let (ab, bb) = (&ad[..ad.len() - 2], &bd[..bd.len() - 2]);
+    let batch = broadcast_shapes(ab, bb).ok_or_else(bad)?;
+    let nb: usize = batch.iter().product();
+    let mut out = batch.clone();
+    out.extend([m, n]);
+    if bb.is_empty() {
+        // Fold a's batch into its rows.
+        let a2 = a.broadcast_as([&batch[..], &[m, k]].concat())?.reshape((nb * m, k))?;
+        return Ok(a2.matmul(b)?.reshape(out)?);
+    }
+    let a3 = a.broadcast_as([&batch[..], &[m, k]].concat())?.reshape((nb, m, k))?;
+    let b3 = b.broadcast_as([&batch[..], &[k, n]].concat())?.reshape((nb, k, n))?;
+    Ok(a3.matmul(&b3)?.reshape(out)?)
 }
 
 /// The transpose of the two rightmost dims.

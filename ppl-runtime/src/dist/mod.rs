@@ -23,6 +23,8 @@ mod poisson;
 mod zero_inflated;
 mod independent;
 mod masked;
+mod low_rank_mvn;
+mod multivariate_normal;
 mod normal;
 mod unit;
 
@@ -42,6 +44,8 @@ pub use constraints::Constraint;
 pub use distribution::{DistRef, DistRefExt, Distribution, DistributionExt, IntoDist};
 pub use independent::Independent;
 pub use masked::Masked;
+pub use low_rank_mvn::LowRankMultivariateNormal;
+pub use multivariate_normal::MultivariateNormal;
 pub use normal::Normal;
 pub use unit::Unit;
 pub use transforms::{Transform, TransformRef, biject_to};

@@ -186,3 +186,228 @@ fn solve_triangular_gradients_match_finite_differences() {
     let b0 = weights(&[4, 3, 2], 8);
     check_grad("d solve broadcast", &l0, |l| Ok(linalg::solve_triangular(&linalg::tril(l, 0)?, &b0, true, true)?.sqr()?.sum_all()?));
 }
+
+// ---------------------------------------------------------------- MultivariateNormal
+
+use crate::dist::{Distribution, LowRankMultivariateNormal, MultivariateNormal};
+
+fn mvn_three_ways(f: &Value, dtype: DType) -> Vec<(&'static str, MultivariateNormal)> {
+    let c = |k: &str| ft(&f[k]).to_dtype(dtype).unwrap();
+    vec![
+        ("scale_tril", MultivariateNormal::from_scale_tril(&c("loc"), &c("scale_tril")).unwrap()),
+        ("covariance", MultivariateNormal::from_covariance_matrix(&c("loc"), &c("cov")).unwrap()),
+        ("precision", MultivariateNormal::from_precision_matrix(&c("loc"), &c("precision")).unwrap()),
+    ]
+}
+
+#[test]
+fn mvn_log_prob_and_entropy_match_scipy() {
+    let f = &fixture()["mvn"];
+    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 2e-4)] {
+        let x = ft(&f["x"]).to_dtype(dtype).unwrap();
+        for (what, d) in mvn_three_ways(f, dtype) {
+            assert_eq!(d.batch_shape(), &[2]);
+            assert_eq!(d.event_shape(), &[3]);
+            let lp = d.log_prob(&x).unwrap();
+            assert_eq!(lp.dims(), &[4, 2]);
+            assert_eq!(lp.dtype(), dtype);
+            assert_close(&format!("{what} log_prob {dtype:?}"), &vec64(&lp), &fv(&f["log_prob"]), tol, tol);
+            assert_close(&format!("{what} entropy"), &vec64(&d.entropy().unwrap()), &fv(&f["entropy"]), tol, tol);
+            assert_close(&format!("{what} cov"), &vec64(&d.covariance_matrix().unwrap()), &fv(&f["cov"]), tol, tol);
+            assert_close(&format!("{what} prec"), &vec64(&d.precision_matrix().unwrap()), &fv(&f["precision"]), 10.0 * tol, tol);
+            let diag: Vec<f64> = fv(&f["cov"]).chunks(9).flat_map(|m| [m[0], m[4], m[8]]).collect();
+            assert_close(&format!("{what} variance"), &vec64(&d.variance().unwrap()), &diag, tol, tol);
+            assert_close(&format!("{what} mean"), &vec64(&d.mean().unwrap()), &fv(&f["loc"]), 0.0, tol);
+        }
+    }
+}
+
+#[test]
+fn mvn_broadcasts_loc_and_matrix_batches() {
+    let f = &fixture()["mvn"];
+    let (loc, l, x) = (ft(&f["loc"]), ft(&f["scale_tril"]), ft(&f["x"]));
+    let lp_full = vec64(&MultivariateNormal::from_scale_tril(&loc, &l).unwrap().log_prob(&x).unwrap());
+    // one shared matrix, batched loc
+    let l0 = l.get(0).unwrap();
+    let d = MultivariateNormal::from_scale_tril(&loc, &l0).unwrap();
+    assert_eq!(d.batch_shape(), &[2]);
+    let lp = vec64(&d.log_prob(&x).unwrap());
+    for s in 0..4 {
+        for b in 0..2 {
+            let single = MultivariateNormal::from_scale_tril(&loc.get(b).unwrap(), &l0).unwrap();
+            let want = single.log_prob(&x.get(s).unwrap().get(b).unwrap()).unwrap().to_scalar::<f64>().unwrap();
+            assert_close("shared matrix", &[lp[s * 2 + b]], &[want], 1e-12, 1e-12);
+        }
+    }
+    // one loc, batched matrices; scalar loc
+    let d = MultivariateNormal::from_scale_tril(&loc.get(1).unwrap(), &l).unwrap();
+    assert_eq!(d.batch_shape(), &[2]);
+    let d0 = MultivariateNormal::from_scale_tril(0.0, &l).unwrap();
+    assert_eq!(d0.loc().dims(), &[2, 3]);
+    assert_eq!(vec64(d0.loc()), vec![0.0; 6]);
+    // a value without batch dims broadcasts against the batch
+    let lp1 = MultivariateNormal::from_scale_tril(&loc, &l).unwrap().log_prob(&x.get(0).unwrap().get(1).unwrap()).unwrap();
+    assert_eq!(lp1.dims(), &[2]);
+    assert_close("value broadcast", &vec64(&lp1)[1..], &lp_full[1..2], 1e-12, 1e-12);
+    // expand
+    let e = MultivariateNormal::from_scale_tril(&loc, &l).unwrap().expand(&[5, 2]).unwrap();
+    assert_eq!(e.batch_shape(), &[5, 2]);
+    let lpe = e.log_prob(&x.get(0).unwrap()).unwrap();
+    assert_eq!(lpe.dims(), &[5, 2]);
+    assert_close("expand", &vec64(&lpe)[..2], &lp_full[..2], 1e-12, 1e-12);
+    assert_eq!(e.entropy().unwrap().dims(), &[5, 2]);
+    assert_eq!(e.sample(&mut rng(0), &[7]).unwrap().dims(), &[7, 5, 2, 3]);
+}
+
+/// Checks sample means and covariances of draws `[N, B, n]` against `mean` `[B, n]` and `cov`
+/// `[B, n, n]`, within 4 standard errors computed from the known Gaussian moments.
+fn check_gaussian_moments(what: &str, xs: &Tensor, mean: &[f64], cov: &[f64], n: usize) {
+    let big_n = xs.dims()[0];
+    let b = xs.dims()[1];
+    let v = vec64(xs);
+    for bi in 0..b {
+        let m = &mean[bi * n..(bi + 1) * n];
+        let c = |i: usize, j: usize| cov[bi * n * n + i * n + j];
+        let at = |s: usize, i: usize| v[s * b * n + bi * n + i] - m[i];
+        for i in 0..n {
+            let got: f64 = (0..big_n).map(|s| at(s, i)).sum::<f64>() / big_n as f64;
+            let se = (c(i, i) / big_n as f64).sqrt();
+            assert!(got.abs() <= 4.0 * se, "{what}: mean[{bi}][{i}] off by {got} (4 SE = {})", 4.0 * se);
+            for j in 0..=i {
+                // with the known mean, Var[(xᵢ-μᵢ)(xⱼ-μⱼ)] = ΣᵢᵢΣⱼⱼ + Σᵢⱼ² (Isserlis)
+                let got: f64 = (0..big_n).map(|s| at(s, i) * at(s, j)).sum::<f64>() / big_n as f64;
+                let se = ((c(i, i) * c(j, j) + c(i, j).powi(2)) / big_n as f64).sqrt();
+                assert!((got - c(i, j)).abs() <= 4.0 * se, "{what}: cov[{bi}][{i}][{j}] = {got}, want {} ± {}", c(i, j), 4.0 * se);
+            }
+        }
+    }
+}
+
+#[test]
+fn mvn_and_low_rank_sample_moments() {
+    let fx = fixture();
+    let f = &fx["mvn"];
+    let d = MultivariateNormal::from_scale_tril(&ft(&f["loc"]), &ft(&f["scale_tril"])).unwrap();
+    let xs = d.sample(&mut rng(11), &[20000]).unwrap();
+    assert_eq!(xs.dims(), &[20000, 2, 3]);
+    check_gaussian_moments("mvn", &xs, &fv(&f["loc"]), &fv(&f["cov"]), 3);
+    // f32 sampling is seeded too
+    let d32 = MultivariateNormal::from_scale_tril(
+        &ft(&f["loc"]).to_dtype(DType::F32).unwrap(),
+        &ft(&f["scale_tril"]).to_dtype(DType::F32).unwrap(),
+    )
+    .unwrap();
+    let a = vec64(&d32.sample(&mut rng(3), &[4]).unwrap());
+    assert_eq!(a, vec64(&d32.sample(&mut rng(3), &[4]).unwrap()));
+    let g = &fx["lowrank"];
+    let lr = LowRankMultivariateNormal::new(&ft(&g["loc"]), &ft(&g["cov_factor"]), &ft(&g["cov_diag"])).unwrap();
+    let xs = lr.sample(&mut rng(12), &[20000]).unwrap();
+    assert_eq!(xs.dims(), &[20000, 2, 4]);
+    check_gaussian_moments("low rank", &xs, &fv(&g["loc"]), &fv(&g["cov"]), 4);
+}
+
+#[test]
+fn low_rank_matches_scipy_and_full_mvn() {
+    let g = &fixture()["lowrank"];
+    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 2e-4)] {
+        let c = |k: &str| ft(&g[k]).to_dtype(dtype).unwrap();
+        let lr = LowRankMultivariateNormal::new(&c("loc"), &c("cov_factor"), &c("cov_diag")).unwrap();
+        assert_eq!((lr.batch_shape(), lr.event_shape()), (&[2usize][..], &[4usize][..]));
+        let lp = lr.log_prob(&c("x")).unwrap();
+        assert_eq!(lp.dims(), &[5, 2]);
+        assert_close("lowrank log_prob", &vec64(&lp), &fv(&g["log_prob"]), tol, tol);
+        assert_close("lowrank entropy", &vec64(&lr.entropy().unwrap()), &fv(&g["entropy"]), tol, tol);
+        assert_close("lowrank cov", &vec64(&lr.covariance_matrix().unwrap()), &fv(&g["cov"]), tol, tol);
+        let full = MultivariateNormal::from_covariance_matrix(&c("loc"), &c("cov")).unwrap();
+        assert_close("vs full log_prob", &vec64(&lp), &vec64(&full.log_prob(&c("x")).unwrap()), tol, tol);
+        assert_close("vs full variance", &vec64(&lr.variance().unwrap()), &vec64(&full.variance().unwrap()), tol, tol);
+        assert_close("vs full prec", &vec64(&lr.precision_matrix().unwrap()), &vec64(&full.precision_matrix().unwrap()), tol, tol);
+        assert_close("vs full tril", &vec64(&lr.scale_tril().unwrap()), &vec64(&full.scale_tril().unwrap()), tol, tol);
+    }
+    // scalar loc and cov_diag, shared factor, expand
+    let w = ft(&g["cov_factor"]).get(0).unwrap();
+    let lr = LowRankMultivariateNormal::new(0.0, &w, 1.5).unwrap();
+    assert_eq!(lr.batch_shape(), &[] as &[usize]);
+    let e = lr.expand(&[3]).unwrap();
+    let lp = e.log_prob(&t64(&[0.1, 0.2, 0.3, 0.4], &[4])).unwrap();
+    assert_eq!(lp.dims(), &[3]);
+}
+
+#[test]
+fn mvn_rsample_gradients_match_finite_differences() {
+    // Common random numbers: the same seed gives the same ε, so x = loc + L ε is a smooth
+    // function of (loc, L) and its finite differences are exact up to O(h²).
+    let f = &fixture()["mvn"];
+    let (loc0, l0) = (ft(&f["loc"]), ft(&f["scale_tril"]));
+    let objective = |loc: &Tensor, l: &Tensor| -> Result<Tensor> {
+        let d = MultivariateNormal::from_scale_tril(loc, &linalg::tril(l, 0)?)?;
+        Ok(d.rsample(&mut rng(21), &[30])?.sin()?.sum_all()?)
+    };
+    check_grad("rsample d loc", &loc0, |loc| objective(loc, &l0));
+    check_grad("rsample d scale_tril", &l0, |l| objective(&loc0, l));
+    // low rank: d/d loc, W, D
+    let g = &fixture()["lowrank"];
+    let (gl, gw, gd) = (ft(&g["loc"]), ft(&g["cov_factor"]), ft(&g["cov_diag"]));
+    let lr_obj = |loc: &Tensor, w: &Tensor, d: &Tensor| -> Result<Tensor> {
+        Ok(LowRankMultivariateNormal::new(loc, w, d)?.rsample(&mut rng(22), &[30])?.sin()?.sum_all()?)
+    };
+    check_grad("lowrank rsample d loc", &gl, |x| lr_obj(x, &gw, &gd));
+    check_grad("lowrank rsample d W", &gw, |x| lr_obj(&gl, x, &gd));
+    check_grad("lowrank rsample d D", &gd, |x| lr_obj(&gl, &gw, x));
+}
+
+#[test]
+fn mvn_log_prob_gradients_match_finite_differences() {
+    let fx = fixture();
+    let f = &fx["mvn"];
+    let (loc0, x) = (ft(&f["loc"]), ft(&f["x"]));
+    let b0 = weights(&[2, 3, 3], 31);
+    // covariance = B Bᵀ + I keeps the perturbed matrix symmetric positive definite
+    let cov = |b: &Tensor| -> Result<Tensor> { Ok(b.matmul(&linalg::mt(b)?)?.broadcast_add(&linalg::eye_like(3, b)?)?) };
+    check_grad("log_prob d cov", &b0, |b| Ok(MultivariateNormal::from_covariance_matrix(&loc0, &cov(b)?)?.log_prob(&x)?.sum_all()?));
+    check_grad("log_prob d prec", &b0, |b| Ok(MultivariateNormal::from_precision_matrix(&loc0, &cov(b)?)?.log_prob(&x)?.sum_all()?));
+    check_grad("log_prob d loc", &loc0, |loc| Ok(MultivariateNormal::from_covariance_matrix(loc, &cov(&b0)?)?.log_prob(&x)?.sum_all()?));
+    let g = &fx["lowrank"];
+    let (gl, gw, gd, gx) = (ft(&g["loc"]), ft(&g["cov_factor"]), ft(&g["cov_diag"]), ft(&g["x"]));
+    check_grad("lowrank log_prob d W", &gw, |w| Ok(LowRankMultivariateNormal::new(&gl, w, &gd)?.log_prob(&gx)?.sum_all()?));
+    check_grad("lowrank log_prob d D", &gd, |d| Ok(LowRankMultivariateNormal::new(&gl, &gw, d)?.log_prob(&gx)?.sum_all()?));
+}
+
+#[test]
+fn mvn_validation_errors_name_arguments_and_shapes() {
+    let cov_bad = t64(&[1.0, 2.0, 2.0, 1.0], &[2, 2]);
+    let e = MultivariateNormal::from_covariance_matrix(0.0, &cov_bad).unwrap_err();
+    assert!(matches!(e, Error::InvalidParameter { arg: "covariance_matrix", .. }), "{e}");
+    assert!(e.to_string().contains("positive_definite"), "{e}");
+    let e = MultivariateNormal::from_precision_matrix(0.0, &cov_bad).unwrap_err();
+    assert!(matches!(e, Error::InvalidParameter { arg: "precision_matrix", .. }), "{e}");
+    let upper = t64(&[1.0, 0.5, 0.0, 1.0], &[2, 2]);
+    let e = MultivariateNormal::from_scale_tril(0.0, &upper).unwrap_err();
+    assert!(matches!(e, Error::InvalidParameter { arg: "scale_tril", .. }) && e.to_string().contains("lower_cholesky"), "{e}");
+    let eye3 = linalg::eye_like(3, &t64(&[0.0], &[1])).unwrap();
+    let e = MultivariateNormal::from_covariance_matrix(&t64(&[0.0; 4], &[4]), &eye3).unwrap_err();
+    let s = e.to_string();
+    assert!(matches!(e, Error::ShapeMismatch { .. }) && s.contains("[4]") && s.contains("[3, 3]"), "{s}");
+    let e = MultivariateNormal::from_covariance_matrix(0.0, &t64(&[1.0; 6], &[2, 3])).unwrap_err();
+    assert!(e.to_string().contains("[2, 3]"), "{e}");
+    let e = MultivariateNormal::from_scale_tril(&t64(&[0.0; 6], &[2, 3]), &eye3.broadcast_as((4, 3, 3)).unwrap()).unwrap_err();
+    let s = e.to_string();
+    assert!(s.contains("[2]") && s.contains("[4]") && s.contains("loc") && s.contains("scale_tril"), "{s}");
+    let e = MultivariateNormal::from_scale_tril(0.0, 1.0).unwrap_err();
+    assert!(e.to_string().contains("scale_tril"), "{e}");
+    let e = MultivariateNormal::from_scale_tril(&t64(&[0.0; 3], &[3]).to_dtype(DType::F32).unwrap(), &eye3).unwrap_err();
+    assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
+    let d = MultivariateNormal::from_scale_tril(0.0, &eye3).unwrap();
+    let e = d.log_prob(&t64(&[0.0; 4], &[4])).unwrap_err();
+    let s = e.to_string();
+    assert!(matches!(e, Error::ShapeMismatch { .. }) && s.contains("[4]") && s.contains("[3]"), "{s}");
+    let e = d.log_prob(&t64(&[0.0, f64::NAN, 0.0], &[3])).unwrap_err();
+    assert!(matches!(e, Error::OutOfSupport { .. }), "{e}");
+    // low rank
+    let w = t64(&[1.0; 6], &[3, 2]);
+    let e = LowRankMultivariateNormal::new(0.0, &w, &t64(&[1.0, -1.0, 1.0], &[3])).unwrap_err();
+    assert!(matches!(e, Error::InvalidParameter { arg: "cov_diag", .. }), "{e}");
+    let e = LowRankMultivariateNormal::new(&t64(&[0.0; 4], &[4]), &w, 1.0).unwrap_err();
+    let s = e.to_string();
+    assert!(s.contains("[4]") && s.contains("[3, 2]"), "{s}");
+}

@@ -26,6 +26,7 @@ mod masked;
 mod low_rank_mvn;
 mod multivariate_normal;
 mod normal;
+mod transformed;
 mod unit;
 
 pub use args::Arg;
@@ -49,6 +50,8 @@ pub use multivariate_normal::MultivariateNormal;
 pub use normal::Normal;
 pub use unit::Unit;
 pub use transforms::{Transform, TransformRef, biject_to};
+pub use transforms::{TransformExt, TransformRefExt};
+pub use transformed::TransformedDistribution;
 
 #[cfg(test)]
 mod tests;

@@ -167,7 +167,46 @@ for al in [0.01, 0.3, 1.0, 2.5, 10.0, 300.0]:
             continue
         grad_pts.append([al, z, dz_dalpha(al, z)])
 
-out = {"cases": cases, "gamma_grad": grad_pts}
+# Sample-moment references: mean, variance and 4th central moment (for the standard error of
+# the sample variance), or quantiles for the heavy-tailed / circular ones.
+moments = []
+
+
+def mom(name, params, frozen):
+    m, v, k = (float(t) for t in frozen.stats(moments="mvk"))
+    moments.append({"dist": name, "params": params, "mean": m, "variance": v, "mu4": (k + 3.0) * v * v})
+
+
+def quant(name, params, frozen):
+    qs = [0.1, 0.25, 0.5, 0.75, 0.9]
+    moments.append({"dist": name, "params": params, "q": qs, "x": [float(frozen.ppf(q)) for q in qs]})
+
+
+mom("Normal", {"loc": 1.5, "scale": 2.0}, stats.norm(1.5, 2.0))
+mom("LogNormal", {"loc": -0.3, "scale": 0.5}, stats.lognorm(s=0.5, scale=math.exp(-0.3)))
+mom("HalfNormal", {"scale": 1.7}, stats.halfnorm(scale=1.7))
+quant("Cauchy", {"loc": -1.0, "scale": 0.7}, stats.cauchy(-1.0, 0.7))
+quant("HalfCauchy", {"scale": 2.0}, stats.halfcauchy(scale=2.0))
+mom("StudentT", {"df": 9.0, "loc": 0.5, "scale": 1.5}, stats.t(9.0, 0.5, 1.5))
+quant("StudentT", {"df": 1.5, "loc": 0.5, "scale": 1.5}, stats.t(1.5, 0.5, 1.5))
+mom("Laplace", {"loc": 2.0, "scale": 0.5}, stats.laplace(2.0, 0.5))
+mom("Exponential", {"rate": 3.0}, stats.expon(scale=1 / 3.0))
+for a_, b_ in [(0.2, 1.5), (1.0, 1.0), (3.5, 0.7), (40.0, 2.0)]:
+    mom("Gamma", {"concentration": a_, "rate": b_}, stats.gamma(a_, scale=1 / b_))
+for a_, b_ in [(0.3, 0.5), (2.0, 5.0), (20.0, 3.0)]:
+    mom("Beta", {"concentration1": a_, "concentration0": b_}, stats.beta(a_, b_))
+mom("Uniform", {"low": -2.0, "high": 5.0}, stats.uniform(-2.0, 7.0))
+mom("Weibull", {"scale": 1.5, "concentration": 0.8}, stats.weibull_min(c=0.8, scale=1.5))
+mom("Gumbel", {"loc": 1.0, "scale": 2.0}, stats.gumbel_r(1.0, 2.0))
+mom("Chi2", {"df": 4.5}, stats.chi2(4.5))
+quant("VonMises", {"loc": 0.0, "concentration": 2.0}, stats.vonmises(2.0))
+quant("VonMises", {"loc": 0.0, "concentration": 0.05}, stats.vonmises(0.05))
+# Dirichlet marginals are Beta(α_i, α0 - α_i).
+alpha = [0.5, 2.0, 4.0]
+for i, ai in enumerate(alpha):
+    mom(f"Dirichlet[{i}]", {"concentration": alpha}, stats.beta(ai, sum(alpha) - ai))
+
+out = {"cases": cases, "gamma_grad": grad_pts, "moments": moments}
 path = os.path.join(os.path.dirname(__file__), "..", "ppl-runtime", "src", "dist", "tests", "fixtures", "continuous.json")
 with open(path, "w") as f:
     json.dump(out, f, separators=(",", ":"))

@@ -87,23 +87,21 @@ impl Gamma {
         Ok(t.broadcast_add(self.log_norm()?)?)
     }
 
+    /// This gamma with parameters broadcast to `batch_shape`.
+    pub(crate) fn expanded(&self, batch_shape: &[usize]) -> Result<Gamma> {
+        Ok(Gamma {
+            concentration: args::expand_param("Gamma", &self.concentration, &self.batch_shape, batch_shape)?,
+            rate: args::expand_param("Gamma", &self.rate, &self.batch_shape, batch_shape)?,
+            batch_shape: batch_shape.to_vec(),
+            consts: self.consts,
+            log_norm: OnceLock::new(),
+        })
+    }
+
     /// The cdf without shape checks: `P(α, βx)`, value only.
     pub(crate) fn cdf_unchecked(&self, value: &Tensor) -> Result<Tensor> {
         let bx = value.broadcast_mul(&self.rate)?;
         ops::host_map(&[&self.concentration, &bx], |v| gamma_p(v[0], v[1]))
-    }
-}
-
-/// The regularized lower incomplete gamma `P(a, x)`, with `P(a, x ≤ 0) = 0`.
-pub(crate) fn gamma_p(a: f64, x: f64) -> f64 {
-    if x.is_nan() || a.is_nan() {
-        f64::NAN
-    } else if x <= 0.0 {
-        0.0
-    } else if x == f64::INFINITY {
-        1.0
-    } else {
-        statrs::function::gamma::checked_gamma_lr(a, x).unwrap_or(f64::NAN)
     }
 }
 
@@ -159,13 +157,7 @@ impl Distribution for Gamma {
         self.cdf_unchecked(value)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
-        Ok(Arc::new(Gamma {
-            concentration: args::expand_param("Gamma", &self.concentration, &self.batch_shape, batch_shape)?,
-            rate: args::expand_param("Gamma", &self.rate, &self.batch_shape, batch_shape)?,
-            batch_shape: batch_shape.to_vec(),
-            consts: self.consts,
-            log_norm: OnceLock::new(),
-        }))
+        Ok(Arc::new(self.expanded(batch_shape)?))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -273,12 +265,74 @@ impl Dual {
     }
 }
 
+/// The power series of `P(a, x) = x^a e^-x / Γ(a+1) · S` and its derivative in `a`:
+/// `S = Σ t_n`, `t_n = Π_{k≤n} x/(a+k)`. Converges fast for `x ≤ a + 1`.
+fn gamma_series(a: f64, x: f64) -> (f64, f64) {
+    let (mut t, mut s, mut h, mut ds) = (1.0, 1.0, 0.0, 0.0);
+    for n in 1..100_000 {
+        let an = a + n as f64;
+        t *= x / an;
+        h += 1.0 / an;
+        s += t;
+        ds -= t * h;
+        if t < 1e-17 * s && t * h < 1e-17 * ds.abs().max(1e-300) {
+            break;
+        }
+    }
+    (s, ds)
+}
+
+/// The Legendre continued fraction of `Q(a, x) = x^a e^-x / Γ(a) · h` and `dh/da`, by the
+/// modified Lentz method on forward-mode duals in `a`. Converges fast for `x > a + 1`.
+fn gamma_cf(a: f64, x: f64) -> (f64, f64) {
+    const TINY: f64 = 1e-300;
+    let mut b = Dual(x + 1.0 - a, -1.0);
+    let mut c = Dual(1.0 / TINY, 0.0);
+    let mut d = b.recip();
+    let mut h = d;
+    for i in 1..100_000 {
+        let fi = i as f64;
+        let an = Dual(-fi * (fi - a), fi);
+        b = b.add(Dual(2.0, 0.0));
+        d = an.mul(d).add(b).floor_abs(TINY).recip();
+        c = b.add(an.mul(c.recip())).floor_abs(TINY);
+        let del = d.mul(c);
+        h = h.mul(del);
+        if (del.0 - 1.0).abs() < 1e-16 && del.1.abs() * h.0.abs() <= 1e-16 * h.1.abs() + 1e-300 {
+            break;
+        }
+    }
+    (h.0, h.1)
+}
+
+/// The regularized lower incomplete gamma `P(a, x)` (series or continued fraction, accurate
+/// in both tails and for tiny `x`), with `P(a, x ≤ 0) = 0`.
+pub(crate) fn gamma_p(a: f64, x: f64) -> f64 {
+    if x.is_nan() || !(a > 0.0) {
+        return f64::NAN;
+    }
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x == f64::INFINITY {
+        return 1.0;
+    }
+    let lnx = x.ln();
+    if x <= a + 1.0 {
+        let (s, _) = gamma_series(a, x);
+        (a * lnx - x - libm::lgamma_r(a + 1.0).0).exp() * s
+    } else {
+        let (h, _) = gamma_cf(a, x);
+        1.0 - (a * lnx - x - libm::lgamma_r(a).0).exp() * h
+    }
+}
+
 /// `dz/dα` for `z ~ Gamma(α, 1)`: `-(∂P/∂α)(α, z) / p(z; α)`, with `P` the regularized lower
 /// incomplete gamma and `p` the density.
 ///
 /// For `z ≤ α + 1` it differentiates the power series of `P` term by term; otherwise the
-/// Legendre continued fraction of `Q = 1 - P`, evaluated with forward-mode duals in `α`
-/// (modified Lentz). Both are exact up to rounding; no finite differences.
+/// continued fraction of `Q = 1 - P` with forward-mode duals. Both are exact up to rounding
+/// (no finite differences), and the ratio `P/p` is formed analytically, so nothing overflows.
 pub(crate) fn standard_gamma_grad(a: f64, z: f64) -> f64 {
     use statrs::function::gamma::digamma;
     if !(a > 0.0 && z > 0.0 && z.is_finite()) {
@@ -286,38 +340,12 @@ pub(crate) fn standard_gamma_grad(a: f64, z: f64) -> f64 {
     }
     let lnz = z.ln();
     if z <= a + 1.0 {
-        // P = z^a e^-z / Γ(a+1) · S, S = Σ t_n, t_n = Π_{k≤n} z/(a+k); P/p = z S / a.
-        let (mut t, mut s, mut h, mut ds) = (1.0, 1.0, 0.0, 0.0);
-        for n in 1..100_000 {
-            let an = a + n as f64;
-            t *= z / an;
-            h += 1.0 / an;
-            s += t;
-            ds -= t * h;
-            if t < 1e-17 * s && t * h < 1e-17 * ds.abs().max(1e-300) {
-                break;
-            }
-        }
+        // P/p = z S / a, so dz/dα = -(z/a) (S (ln z - ψ(a+1)) + S').
+        let (s, ds) = gamma_series(a, z);
         -(z / a) * (s * (lnz - digamma(a + 1.0)) + ds)
     } else {
-        // Q = z^a e^-z / Γ(a) · h(a), Q/p = z h; dz/dα = (∂Q/∂α)/p = z (h (ln z - ψ(a)) + h').
-        const TINY: f64 = 1e-300;
-        let mut b = Dual(z + 1.0 - a, -1.0);
-        let mut c = Dual(1.0 / TINY, 0.0);
-        let mut d = b.recip();
-        let mut h = d;
-        for i in 1..100_000 {
-            let fi = i as f64;
-            let an = Dual(-fi * (fi - a), fi);
-            b = b.add(Dual(2.0, 0.0));
-            d = an.mul(d).add(b).floor_abs(TINY).recip();
-            c = b.add(an.mul(c.recip())).floor_abs(TINY);
-            let del = d.mul(c);
-            h = h.mul(del);
-            if (del.0 - 1.0).abs() < 1e-16 && del.1.abs() < 1e-16 * h.1.abs().max(1e-300) / h.0.abs().max(1e-300) {
-                break;
-            }
-        }
-        z * (h.0 * (lnz - digamma(a)) + h.1)
+        // Q/p = z h, so dz/dα = (∂Q/∂α)/p = z (h (ln z - ψ(a)) + h').
+        let (h, dh) = gamma_cf(a, z);
+        z * (h * (lnz - digamma(a)) + dh)
     }
 }

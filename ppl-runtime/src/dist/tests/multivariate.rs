@@ -411,3 +411,93 @@ fn mvn_validation_errors_name_arguments_and_shapes() {
     let s = e.to_string();
     assert!(s.contains("[4]") && s.contains("[3, 2]"), "{s}");
 }
+
+// ---------------------------------------------------------------- LkjCholesky
+
+use crate::dist::LkjCholesky;
+
+#[test]
+fn lkj_log_prob_matches_torch_formula() {
+    let f = &fixture()["lkj"];
+    for case in f["cases"].as_array().unwrap() {
+        let dim = case["dim"].as_u64().unwrap() as usize;
+        let eta = case["eta"].as_f64().unwrap();
+        for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-4)] {
+            let d = LkjCholesky::new(dim, &Tensor::new(eta, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()).unwrap();
+            let v = ft(&case["value"]).to_dtype(dtype).unwrap();
+            let lp = d.log_prob(&v).unwrap();
+            assert_eq!(lp.dims(), &[4]);
+            assert_close(&format!("lkj dim {dim} eta {eta} {dtype:?}"), &vec64(&lp), &fv(&case["log_prob"]), tol, tol);
+        }
+    }
+}
+
+#[test]
+fn lkj_dim2_is_a_scaled_beta() {
+    // r = L[1,0]; (r + 1)/2 ~ Beta(η, η), so p(r) = Beta.pdf((r + 1)/2) / 2 (scipy values).
+    let f = &fixture()["lkj"];
+    for c in f["beta_dim2"].as_array().unwrap() {
+        let eta = c["eta"].as_f64().unwrap();
+        let r = fv(&c["r"]);
+        let mut v = vec![];
+        for &x in &r {
+            v.extend([1.0, 0.0, x, (1.0 - x * x).sqrt()]);
+        }
+        let lp = LkjCholesky::new(2, &t64(&[eta], &[])).unwrap().log_prob(&t64(&v, &[r.len(), 2, 2])).unwrap();
+        assert_close(&format!("lkj beta eta {eta}"), &vec64(&lp), &fv(&c["log_prob"]), 1e-10, 1e-10);
+    }
+}
+
+#[test]
+fn lkj_samples_have_the_right_correlation_moments() {
+    // Each off-diagonal correlation of LKJ(η) in dimension d has (r + 1)/2 ~ Beta(β, β) with
+    // β = η - 1 + d/2: E r = 0, E r² = 1/(2β+1), E r⁴ = 3/((2β+1)(2β+3)).
+    let n = 6000;
+    for (dim, etas) in [(2usize, [0.5, 1.0, 3.0]), (3, [0.7, 1.0, 2.0]), (5, [1.0, 1.5, 4.0])] {
+        let conc = t64(&etas, &[3]);
+        let d = LkjCholesky::new(dim, &conc).unwrap();
+        let l = d.sample(&mut rng(40 + dim as u64), &[n]).unwrap();
+        assert_eq!(l.dims(), &[n, 3, dim, dim]);
+        assert!(crate::dist::Constraint::CorrCholesky.first_violation(&l).unwrap().is_none());
+        assert!(d.log_prob(&l).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap().iter().all(|x| x.is_finite()));
+        let c = vec64(&linalg::bmm(&l, &linalg::mt(&l).unwrap()).unwrap());
+        for (b, &eta) in etas.iter().enumerate() {
+            let beta = eta - 1.0 + dim as f64 / 2.0;
+            let m2 = 1.0 / (2.0 * beta + 1.0);
+            let m4 = 3.0 / ((2.0 * beta + 1.0) * (2.0 * beta + 3.0));
+            for i in 1..dim {
+                for j in 0..i {
+                    let r: Vec<f64> = (0..n).map(|s| c[((s * 3 + b) * dim + i) * dim + j]).collect();
+                    let mean = r.iter().sum::<f64>() / n as f64;
+                    let se = (m2 / n as f64).sqrt();
+                    assert!(mean.abs() <= 4.0 * se, "dim {dim} eta {eta} r[{i}{j}] mean {mean} (4 SE {})", 4.0 * se);
+                    let sq = r.iter().map(|x| x * x).sum::<f64>() / n as f64;
+                    let se = ((m4 - m2 * m2) / n as f64).sqrt();
+                    assert!((sq - m2).abs() <= 4.0 * se, "dim {dim} eta {eta} r[{i}{j}] E r² {sq}, want {m2} ± {}", 4.0 * se);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn lkj_gradient_errors_and_expand() {
+    let f = &fixture()["lkj"];
+    let case = &f["cases"][3];
+    let v = ft(&case["value"]);
+    check_grad("lkj d concentration", &t64(&[2.5], &[1]), |eta| Ok(LkjCholesky::new(3, eta)?.log_prob(&v)?.sum_all()?));
+    let e = LkjCholesky::new(1, 1.0).unwrap_err();
+    assert!(e.to_string().contains("dim"), "{e}");
+    let e = LkjCholesky::new(3, 0.0).unwrap_err();
+    assert!(matches!(e, Error::InvalidParameter { arg: "concentration", .. }), "{e}");
+    let d = LkjCholesky::new(3, &t64(&[1.0], &[])).unwrap();
+    let e = d.log_prob(&t64(&[1.0, 0.0, 0.0, 1.0], &[2, 2])).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { .. }) && e.to_string().contains("[2, 2]"), "{e}");
+    let not_corr = linalg::eye_like(3, &v).unwrap().affine(2.0, 0.0).unwrap();
+    let e = d.log_prob(&not_corr).unwrap_err();
+    assert!(matches!(e, Error::OutOfSupport { .. }) && e.to_string().contains("corr_cholesky"), "{e}");
+    let ex = d.expand(&[2, 4]).unwrap();
+    assert_eq!(ex.batch_shape(), &[2, 4]);
+    assert_eq!(ex.log_prob(&v).unwrap().dims(), &[2, 4]);
+    assert!(!d.has_rsample());
+}

@@ -183,7 +183,9 @@ impl Categorical {
             Error::shape_mismatch(format!("`{}`.log_prob", self.name()), &self.batch_shape, idx.dims())
         })?;
         let k = self.num_categories();
-        let logits = self.logits.broadcast_as(args::concat_shapes(&shape, &[k]))?;
+        let full = args::concat_shapes(&shape, &[k]);
+        // Candle's gather needs a contiguous source: materialize only when broadcasting.
+        let logits = if self.logits.dims() == full.as_slice() { self.logits.contiguous()? } else { self.logits.broadcast_as(full)?.contiguous()? };
         let idx = idx.broadcast_as(shape.as_slice())?.unsqueeze(D::Minus1)?.contiguous()?;
         Ok(logits.gather(&idx, D::Minus1)?.squeeze(D::Minus1)?)
     }

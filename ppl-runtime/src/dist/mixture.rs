@@ -33,14 +33,18 @@ pub struct MixtureSameFamily {
     batch_shape: Vec<usize>,
 }
 
-/// `log(sum(exp(x)))` over the last dim, with the (detached) max replaced by 0 where it is not
-/// finite, so that all `-inf` rows give `-inf` (not NaN) and no gradient flows through the max.
+/// `log(sum(exp(x)))` over the last dim, safe for rows whose max is not finite: such rows give
+/// their max (`-inf` for all `-inf` rows, not NaN) and pass no gradient, so they cannot poison
+/// the gradient of other rows. The max is detached.
 pub(crate) fn safe_log_sum_exp_last(x: &Tensor) -> Result<Tensor> {
-    let m = x.max_keepdim(D::Minus1)?.detach();
-    let finite = m.abs()?.lt(f64::INFINITY)?;
-    let m = finite.where_cond(&m, &m.zeros_like()?)?;
-    let s = x.broadcast_sub(&m)?.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    Ok((s + m)?.squeeze(D::Minus1)?)
+    let m_raw = x.max_keepdim(D::Minus1)?.detach();
+    let finite = m_raw.abs()?.lt(f64::INFINITY)?;
+    let m = finite.where_cond(&m_raw, &m_raw.zeros_like()?)?;
+    let s = x.broadcast_sub(&m)?.exp()?.sum_keepdim(D::Minus1)?;
+    // log(0) would send 0 * inf = NaN back through dead rows: log 1 there instead, and select.
+    let s = finite.where_cond(&s, &s.ones_like()?)?;
+    let out = finite.where_cond(&(s.log()? + &m)?, &m_raw)?;
+    Ok(out.squeeze(D::Minus1)?)
 }
 
 impl MixtureSameFamily {

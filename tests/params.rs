@@ -1,0 +1,149 @@
+//! The parameter store: creation, constraints, lazy initialisation, modules, save and load.
+
+use ppl::dist::{Constraint, Normal};
+use ppl::prelude::*;
+use ppl::{ParamInit, ParamOptions};
+
+fn scalar(t: &Tensor) -> f64 {
+    t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+}
+
+fn positive() -> ParamOptions {
+    ParamOptions { constraint: Constraint::Positive, ..Default::default() }
+}
+
+#[test]
+fn params_are_created_once_and_kept_unconstrained() -> Result<()> {
+    let store = ParamStore::new();
+    let s = store.scope(|| ppl::param_with("s", 2.0, positive()))?;
+    assert!((scalar(&s) - 2.0).abs() < 1e-6);
+    let var = store.get_unconstrained("s").unwrap();
+    assert!((scalar(var.as_tensor()) - 2f64.ln()).abs() < 1e-6);
+    // A second call ignores the init and returns the stored value.
+    let s2 = store.scope(|| ppl::param_with("s", 99.0, positive()))?;
+    assert!((scalar(&s2) - 2.0).abs() < 1e-6);
+    // Gradients reach the unconstrained Var: d exp(u)/du = exp(u) = 2.
+    let g = s2.backward()?;
+    assert!((scalar(g.get(var.as_tensor()).unwrap()) - 2.0).abs() < 1e-5);
+    Ok(())
+}
+
+#[test]
+fn lazy_init_runs_only_when_the_param_is_new() -> Result<()> {
+    let store = ParamStore::new();
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    for _ in 0..3 {
+        let c = calls.clone();
+        store.scope(|| {
+            ppl::param(
+                "w",
+                ParamInit::lazy(move || {
+                    c.set(c.get() + 1);
+                    Ok(Tensor::ones(3, DType::F32, &Device::Cpu)?)
+                }),
+            )
+        })?;
+    }
+    assert_eq!(calls.get(), 1);
+    Ok(())
+}
+
+#[test]
+fn an_init_outside_its_constraint_is_an_error() {
+    let store = ParamStore::new();
+    let err = store.scope(|| ppl::param_with("s", -1.0, positive())).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("`s`") && msg.contains("positive") && msg.contains("-1"), "{msg}");
+}
+
+#[test]
+fn two_stores_do_not_share_state() -> Result<()> {
+    let (a, b) = (ParamStore::new(), ParamStore::new());
+    a.scope(|| ppl::param("w", 1.0))?;
+    assert!(a.contains("w") && !b.contains("w"));
+    Ok(())
+}
+
+#[test]
+fn save_then_load_round_trips_values_and_constraints() -> Result<()> {
+    let store = ParamStore::new();
+    store.scope(|| -> Result<()> {
+        ppl::param_with("scale", 0.25, positive())?;
+        ppl::param_with("p", 0.9, ParamOptions { constraint: Constraint::UnitInterval, ..Default::default() })?;
+        ppl::param_with("iv", 3.0, ParamOptions { constraint: Constraint::Interval(2.0, 5.0), ..Default::default() })?;
+        ppl::param("loc", Tensor::new(&[[1.0f64, -2.0], [0.5, 4.0]], &Device::Cpu)?)?;
+        Ok(())
+    })?;
+    let dir = std::env::temp_dir().join(format!("ppl-params-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("params.safetensors");
+    store.save(&path)?;
+    let loaded = ParamStore::new();
+    loaded.load(&path, &Device::Cpu)?;
+    let mut names = loaded.names();
+    names.sort();
+    assert_eq!(names, ["iv", "loc", "p", "scale"]);
+    for n in store.names() {
+        assert_eq!(loaded.constraint(&n), store.constraint(&n), "constraint of {n}");
+        let (a, b) = (store.get(&n)?.unwrap(), loaded.get(&n)?.unwrap());
+        assert_eq!(a.dims(), b.dims());
+        assert_eq!(a.dtype(), b.dtype());
+        let d = (a - b)?.abs()?.flatten_all()?.max(0)?;
+        assert!(scalar(&d) < 1e-6, "value of {n}");
+    }
+    assert_eq!(loaded.constraint("iv"), Some(Constraint::Interval(2.0, 5.0)));
+    // Loading a file that is not a ppl parameter file is an error naming the file.
+    let other = dir.join("other.safetensors");
+    candle_core::safetensors::save(&std::collections::HashMap::from([("x".to_string(), Tensor::zeros(2, DType::F32, &Device::Cpu)?)]), &other)?;
+    let err = ParamStore::new().load(&other, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("other.safetensors"), "{err}");
+    let err = ParamStore::new().load(dir.join("missing.safetensors"), &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("missing.safetensors"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+#[test]
+fn module_registers_every_var_of_a_varmap() -> Result<()> {
+    let vm = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let lin = candle_nn::linear(3, 2, vb.pp("enc"))?;
+    let store = ParamStore::new();
+    store.scope(|| ppl::module("net", &vm))?;
+    let mut names = store.names();
+    names.sort();
+    assert_eq!(names, ["net.enc.bias", "net.enc.weight"]);
+    // The store holds the module's own Var: updating it changes the network.
+    let w = store.get_unconstrained("net.enc.weight").unwrap();
+    w.set(&Tensor::zeros((2, 3), DType::F32, &Device::Cpu)?)?;
+    let out = candle_nn::Module::forward(&lin, &Tensor::ones((1, 3), DType::F32, &Device::Cpu)?)?;
+    let b = store.get("net.enc.bias")?.unwrap();
+    assert_eq!(out.flatten_all()?.to_vec1::<f32>()?, b.to_vec1::<f32>()?);
+    // A stored value (e.g. loaded) is copied into a fresh module's Var.
+    let vm2 = candle_nn::VarMap::new();
+    let vb2 = candle_nn::VarBuilder::from_varmap(&vm2, DType::F32, &Device::Cpu);
+    let _ = candle_nn::linear(3, 2, vb2.pp("enc"))?;
+    store.scope(|| ppl::module("net", &vm2))?;
+    let w2 = vm2.data().lock().unwrap()["enc.weight"].clone();
+    assert_eq!(w2.flatten_all()?.to_vec1::<f32>()?, vec![0.0; 6]);
+    Ok(())
+}
+
+#[test]
+fn params_work_with_distributions() -> Result<()> {
+    let store = ParamStore::new();
+    let (_, tr) = store.scope(|| {
+        handlers::seed(0, || {
+            handlers::trace(|| {
+                let loc = ppl::param("loc", 1.0)?;
+                let scale = ppl::param_with("scale", 0.5, positive())?;
+                ppl::sample("z", Normal::new(&loc, &scale)?)
+            })
+        })
+    })?;
+    assert_eq!(tr.param_sites().count(), 2);
+    let lp = tr.log_prob_sum()?.unwrap();
+    let grads = lp.backward()?;
+    assert!(grads.get(store.get_unconstrained("loc").unwrap().as_tensor()).is_some());
+    Ok(())
+}

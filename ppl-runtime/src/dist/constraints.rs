@@ -364,4 +364,38 @@ pub mod constraints {
     pub fn integer_interval(lower: i64, upper: i64) -> Constraint {
         Constraint::IntegerInterval(lower, upper)
     }
+    /// `x >= lower`.
+    pub fn greater_than_eq(lower: f64) -> Constraint {
+        Constraint::GreaterThanEq(lower)
+    }
+    /// `lower <= x < upper`.
+    pub fn half_open_interval(lower: f64, upper: f64) -> Constraint {
+        Constraint::HalfOpenInterval(lower, upper)
+    }
+    /// Integers `>= lower`.
+    pub fn integer_greater_than_eq(lower: i64) -> Constraint {
+        Constraint::IntegerGreaterThanEq(lower)
+    }
+    /// `base` over `reinterpreted` more rightmost dims.
+    pub fn independent(base: Constraint, reinterpreted: usize) -> Constraint {
+        base.independent(reinterpreted)
+    }
+    /// Lower-triangular matrices with positive diagonal.
+    pub const LOWER_CHOLESKY: Constraint = Constraint::LowerCholesky;
+    /// Lower-Cholesky factors of correlation matrices.
+    pub const CORR_CHOLESKY: Constraint = Constraint::CorrCholesky;
+    /// Symmetric positive-definite matrices.
+    pub const POSITIVE_DEFINITE: Constraint = Constraint::PositiveDefinite;
+    /// Strictly increasing vectors.
+    pub const ORDERED_VECTOR: Constraint = Constraint::OrderedVector;
+    /// `0` or `1`.
+    pub const BOOLEAN: Constraint = Constraint::Boolean;
+    /// `0, 1, 2, ...`.
+    pub const NONNEGATIVE_INTEGER: Constraint = Constraint::NonnegativeInteger;
+    /// `1, 2, 3, ...`.
+    pub const POSITIVE_INTEGER: Constraint = Constraint::PositiveInteger;
+    /// One-hot vectors.
+    pub const ONE_HOT: Constraint = Constraint::OneHot;
+    /// Real vectors.
+    pub const REAL_VECTOR: Constraint = Constraint::RealVector;
 }

@@ -111,7 +111,11 @@ impl Distribution for Binomial {
         let mut out = Vec::with_capacity(n.len());
         for (&n, &p) in n.iter().zip(&p) {
             let b = rand_distr::Binomial::new(n as u64, p.clamp(0.0, 1.0)).map_err(|e| {
-                Error::invalid_arg("`Binomial`.sample", "probs", format!("cannot sample with total_count {n}, probs {p}: {e}"))
+                Error::invalid_arg(
+                    "`Binomial`.sample",
+                    "probs",
+                    format!("cannot sample with total_count {n}, probs {p}: {e}"),
+                )
             })?;
             out.push(b.sample(rng.inner()) as f64);
         }
@@ -127,7 +131,8 @@ impl Distribution for Binomial {
         let l = self.logits.broadcast_as(shape.as_slice())?;
         validate_le_total("Binomial", &k, &n)?;
         let nmk = (&n - &k)?;
-        let log_binom = ((lgamma(&n.affine(1.0, 1.0)?)? - lgamma(&k.affine(1.0, 1.0)?)?)? - lgamma(&nmk.affine(1.0, 1.0)?)?)?;
+        let log_binom =
+            ((lgamma(&n.affine(1.0, 1.0)?)? - lgamma(&k.affine(1.0, 1.0)?)?)? - lgamma(&nmk.affine(1.0, 1.0)?)?)?;
         // k log p + (n - k) log(1 - p) = -k softplus(-l) - (n - k) softplus(l): no cancellation.
         let ll = ((&k * softplus(&l.neg()?)?)? + (nmk * softplus(&l)?)?)?;
         Ok((log_binom - ll)?)

@@ -185,7 +185,11 @@ impl Categorical {
         let k = self.num_categories();
         let full = args::concat_shapes(&shape, &[k]);
         // Candle's gather needs a contiguous source: materialize only when broadcasting.
-        let logits = if self.logits.dims() == full.as_slice() { self.logits.contiguous()? } else { self.logits.broadcast_as(full)?.contiguous()? };
+        let logits = if self.logits.dims() == full.as_slice() {
+            self.logits.contiguous()?
+        } else {
+            self.logits.broadcast_as(full)?.contiguous()?
+        };
         let idx = idx.broadcast_as(shape.as_slice())?.unsqueeze(D::Minus1)?.contiguous()?;
         Ok(logits.gather(&idx, D::Minus1)?.squeeze(D::Minus1)?)
     }

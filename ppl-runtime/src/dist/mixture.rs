@@ -71,12 +71,15 @@ impl MixtureSameFamily {
         }
         let cb = &cb[..cb.len() - 1];
         let batch_shape = args::broadcast_shapes(mixing.batch_shape(), cb).ok_or_else(|| Error::ShapeMismatch {
-            context: "`MixtureSameFamily`: batch shapes of `mixing` and `component` (less its last dim) do not broadcast".into(),
+            context:
+                "`MixtureSameFamily`: batch shapes of `mixing` and `component` (less its last dim) do not broadcast"
+                    .into(),
             expected: format!("{cb:?}"),
             got: format!("{:?}", mixing.batch_shape()),
             hint: None,
         })?;
-        let mixing = if mixing.batch_shape() == batch_shape.as_slice() { mixing } else { mixing.expand_to(&batch_shape)? };
+        let mixing =
+            if mixing.batch_shape() == batch_shape.as_slice() { mixing } else { mixing.expand_to(&batch_shape)? };
         let full = args::concat_shapes(&batch_shape, &[k]);
         let component = if component.batch_shape() == full.as_slice() { component } else { component.expand(&full)? };
         Ok(MixtureSameFamily { mixing, component, batch_shape })

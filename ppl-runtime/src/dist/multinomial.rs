@@ -117,7 +117,11 @@ impl Distribution for Multinomial {
                 } else {
                     let q = if mass > 0.0 { (pj / mass).clamp(0.0, 1.0) } else { 1.0 };
                     let b = rand_distr::Binomial::new(left, q).map_err(|e| {
-                        Error::invalid_arg("`Multinomial`.sample", "probs", format!("bad conditional probability {q}: {e}"))
+                        Error::invalid_arg(
+                            "`Multinomial`.sample",
+                            "probs",
+                            format!("bad conditional probability {q}: {e}"),
+                        )
                     })?;
                     b.sample(rng.inner())
                 };

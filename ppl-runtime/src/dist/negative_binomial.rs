@@ -46,7 +46,8 @@ impl NegativeBinomial {
 
     /// Negative binomial with `total_count > 0` failures and success log-odds `logits`.
     pub fn from_logits(total_count: impl Into<Arg>, logits: impl Into<Arg>) -> Result<Self> {
-        let r = args::resolve("NegativeBinomial", vec![("total_count", total_count.into()), ("logits", logits.into())])?;
+        let r =
+            args::resolve("NegativeBinomial", vec![("total_count", total_count.into()), ("logits", logits.into())])?;
         args::validate_param("NegativeBinomial", "total_count", &r.tensors[0], &Constraint::Positive)?;
         args::validate_param("NegativeBinomial", "logits", &r.tensors[1], &Constraint::Real)?;
         let probs = candle_nn::ops::sigmoid(&r.tensors[1])?;
@@ -94,7 +95,11 @@ impl Distribution for NegativeBinomial {
         let mut out = Vec::with_capacity(r.len());
         for (&r, &scale) in r.iter().zip(&odds) {
             let g = rand_distr::Gamma::new(r, scale).map_err(|e| {
-                Error::invalid_arg("`NegativeBinomial`.sample", "total_count", format!("cannot sample with total_count {r}, odds {scale}: {e}"))
+                Error::invalid_arg(
+                    "`NegativeBinomial`.sample",
+                    "total_count",
+                    format!("cannot sample with total_count {r}, odds {scale}: {e}"),
+                )
             })?;
             let rate = g.sample(rng.inner());
             out.push(poisson_draw("NegativeBinomial", rng.inner(), rate)?);

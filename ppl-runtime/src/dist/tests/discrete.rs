@@ -45,31 +45,31 @@ fn build(c: &Value, dtype: DType) -> DistRef {
     let p = |k: &str| tensor(&c["params"][k], dtype);
     let n = || arr(&c["params"]["total_count"]).1[0] as u64;
     match (c["dist"].as_str().unwrap(), c["ctor"].as_str().unwrap()) {
-        ("Bernoulli", "probs") => Bernoulli::new(&p("probs")).unwrap().into_ref(),
-        ("Bernoulli", "logits") => Bernoulli::from_logits(&p("logits")).unwrap().into_ref(),
-        ("Binomial", "probs") => Binomial::new(&p("total_count"), &p("probs")).unwrap().into_ref(),
-        ("Binomial", "logits") => Binomial::from_logits(&p("total_count"), &p("logits")).unwrap().into_ref(),
-        ("Categorical", "probs") => Categorical::new(&p("probs")).unwrap().into_ref(),
-        ("Categorical", "logits") => Categorical::from_logits(&p("logits")).unwrap().into_ref(),
-        ("OneHotCategorical", "probs") => OneHotCategorical::new(&p("probs")).unwrap().into_ref(),
-        ("OneHotCategorical", "logits") => OneHotCategorical::from_logits(&p("logits")).unwrap().into_ref(),
-        ("Poisson", _) => Poisson::new(&p("rate")).unwrap().into_ref(),
-        ("Geometric", "probs") => Geometric::new(&p("probs")).unwrap().into_ref(),
-        ("Geometric", "logits") => Geometric::from_logits(&p("logits")).unwrap().into_ref(),
-        ("NegativeBinomial", "probs") => NegativeBinomial::new(&p("total_count"), &p("probs")).unwrap().into_ref(),
+        ("Bernoulli", "probs") => Bernoulli::new(p("probs")).unwrap().into_ref(),
+        ("Bernoulli", "logits") => Bernoulli::from_logits(p("logits")).unwrap().into_ref(),
+        ("Binomial", "probs") => Binomial::new(p("total_count"), p("probs")).unwrap().into_ref(),
+        ("Binomial", "logits") => Binomial::from_logits(p("total_count"), p("logits")).unwrap().into_ref(),
+        ("Categorical", "probs") => Categorical::new(p("probs")).unwrap().into_ref(),
+        ("Categorical", "logits") => Categorical::from_logits(p("logits")).unwrap().into_ref(),
+        ("OneHotCategorical", "probs") => OneHotCategorical::new(p("probs")).unwrap().into_ref(),
+        ("OneHotCategorical", "logits") => OneHotCategorical::from_logits(p("logits")).unwrap().into_ref(),
+        ("Poisson", _) => Poisson::new(p("rate")).unwrap().into_ref(),
+        ("Geometric", "probs") => Geometric::new(p("probs")).unwrap().into_ref(),
+        ("Geometric", "logits") => Geometric::from_logits(p("logits")).unwrap().into_ref(),
+        ("NegativeBinomial", "probs") => NegativeBinomial::new(p("total_count"), p("probs")).unwrap().into_ref(),
         ("NegativeBinomial", "logits") => {
-            NegativeBinomial::from_logits(&p("total_count"), &p("logits")).unwrap().into_ref()
+            NegativeBinomial::from_logits(p("total_count"), p("logits")).unwrap().into_ref()
         }
-        ("Multinomial", "probs") => Multinomial::new(n(), &p("probs")).unwrap().into_ref(),
-        ("Multinomial", "logits") => Multinomial::from_logits(n(), &p("logits")).unwrap().into_ref(),
-        ("ZeroInflatedPoisson", _) => ZeroInflatedPoisson::new(&p("gate"), &p("rate")).unwrap().into_ref(),
+        ("Multinomial", "probs") => Multinomial::new(n(), p("probs")).unwrap().into_ref(),
+        ("Multinomial", "logits") => Multinomial::from_logits(n(), p("logits")).unwrap().into_ref(),
+        ("ZeroInflatedPoisson", _) => ZeroInflatedPoisson::new(p("gate"), p("rate")).unwrap().into_ref(),
         ("MixtureSameFamily", "normal") => {
-            let comp = Normal::new(&p("loc"), &p("scale")).unwrap().into_ref();
-            MixtureSameFamily::new(Categorical::new(&p("mixing_probs")).unwrap(), comp).unwrap().into_ref()
+            let comp = Normal::new(p("loc"), p("scale")).unwrap().into_ref();
+            MixtureSameFamily::new(Categorical::new(p("mixing_probs")).unwrap(), comp).unwrap().into_ref()
         }
         ("MixtureSameFamily", "poisson") => {
-            let comp = Poisson::new(&p("rate")).unwrap().into_ref();
-            MixtureSameFamily::new(Categorical::new(&p("mixing_probs")).unwrap(), comp).unwrap().into_ref()
+            let comp = Poisson::new(p("rate")).unwrap().into_ref();
+            MixtureSameFamily::new(Categorical::new(p("mixing_probs")).unwrap(), comp).unwrap().into_ref()
         }
         (d, k) => panic!("unknown fixture case {d}/{k}"),
     }
@@ -100,7 +100,8 @@ fn fixture_log_prob_moments_entropy_cdf() -> Result<()> {
             let (rtol, atol) = if dtype == DType::F64 { (1e-8, 1e-10) } else { (2e-4, 2e-4) };
             let name = format!("{}/{} {dtype:?}", c["dist"].as_str().unwrap(), c["ctor"].as_str().unwrap());
             let d = build(c, dtype);
-            let clamped = c["ctor"] == "probs" && ["Categorical", "OneHotCategorical", "Multinomial"].contains(&d.name());
+            let clamped =
+                c["ctor"] == "probs" && ["Categorical", "OneHotCategorical", "Multinomial"].contains(&d.name());
             let x = tensor(&c["x"], dtype);
             let lp = d.log_prob(&x)?;
             assert_eq!(lp.dims(), arr(&c["log_prob"]).0.as_slice(), "{name}: log_prob shape");
@@ -144,8 +145,20 @@ fn check_moments(what: &str, samples: &Tensor, mean: &[f64], var: &[f64], mu4: &
         // Exact variance of the unbiased sample variance: mu4/n - var^2 (n-3) / (n (n-1)).
         let nf = n as f64;
         let se_v = (mu4[i] / nf - var[i] * var[i] * (nf - 3.0) / (nf * (nf - 1.0))).max(0.0).sqrt();
-        assert!((m_hat[i] - mean[i]).abs() <= 4.0 * se_m + 1e-12, "{what}[{i}]: sample mean {} vs {} (4 se = {})", m_hat[i], mean[i], 4.0 * se_m);
-        assert!((v_hat[i] - var[i]).abs() <= 4.0 * se_v + 1e-12, "{what}[{i}]: sample variance {} vs {} (4 se = {})", v_hat[i], var[i], 4.0 * se_v);
+        assert!(
+            (m_hat[i] - mean[i]).abs() <= 4.0 * se_m + 1e-12,
+            "{what}[{i}]: sample mean {} vs {} (4 se = {})",
+            m_hat[i],
+            mean[i],
+            4.0 * se_m
+        );
+        assert!(
+            (v_hat[i] - var[i]).abs() <= 4.0 * se_v + 1e-12,
+            "{what}[{i}]: sample variance {} vs {} (4 se = {})",
+            v_hat[i],
+            var[i],
+            4.0 * se_v
+        );
     }
 }
 
@@ -167,18 +180,21 @@ fn sample_moments_within_four_standard_errors() -> Result<()> {
     // Bernoulli and OneHotCategorical: indicator moments, mu4 = pq (1 - 3pq).
     let p = [0.1, 0.5, 0.97];
     let ind = |p: &[f64]| -> (Vec<f64>, Vec<f64>) {
-        (p.iter().map(|p| p * (1.0 - p)).collect(), p.iter().map(|p| p * (1.0 - p) * (1.0 - 3.0 * p * (1.0 - p))).collect())
+        (
+            p.iter().map(|p| p * (1.0 - p)).collect(),
+            p.iter().map(|p| p * (1.0 - p) * (1.0 - 3.0 * p * (1.0 - p))).collect(),
+        )
     };
     let (v, m4) = ind(&p);
-    let s = Bernoulli::new(&t64(&p, &[3]))?.sample(&mut rng(7), &[n])?;
+    let s = Bernoulli::new(t64(&p, &[3]))?.sample(&mut rng(7), &[n])?;
     check_moments("Bernoulli", &s, &p, &v, &m4);
     let q = [0.1, 0.0, 0.6, 0.3];
     let (v, m4) = ind(&q);
-    let s = OneHotCategorical::new(&t64(&q, &[4]))?.sample(&mut rng(8), &[n])?;
+    let s = OneHotCategorical::new(t64(&q, &[4]))?.sample(&mut rng(8), &[n])?;
     check_moments("OneHotCategorical", &s, &q, &v, &m4);
     // Categorical: U32 indices whose frequencies match the probabilities (zero-probability
     // categories never drawn).
-    let c = Categorical::new(&t64(&q, &[4]))?;
+    let c = Categorical::new(t64(&q, &[4]))?;
     let idx = c.sample(&mut rng(9), &[n])?;
     assert_eq!((idx.dtype(), idx.dims()), (DType::U32, &[n][..]));
     let counts = idx.to_vec1::<u32>()?.iter().fold([0usize; 4], |mut a, &j| {
@@ -215,7 +231,7 @@ fn enumerate_support_shapes_and_values() -> Result<()> {
     let total = oh.log_prob(&e)?.exp()?.sum(0)?;
     assert_close("OneHotCategorical sum of enumerated probs", &vec64(&total), &[1.0, 1.0], 1e-12, 1e-12);
 
-    let b = Binomial::new(4.0, &t64(&[0.1, 0.5, 0.9], &[3]))?;
+    let b = Binomial::new(4.0, t64(&[0.1, 0.5, 0.9], &[3]))?;
     let e = b.enumerate_support(false)?;
     assert_eq!((e.dtype(), e.dims()), (DType::F64, &[5usize, 1][..]));
     assert_eq!(vec64(&e), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
@@ -224,7 +240,7 @@ fn enumerate_support_shapes_and_values() -> Result<()> {
     let total = b.log_prob(&e)?.exp()?.sum(0)?;
     assert_close("Binomial sum of enumerated probs", &vec64(&total), &[1.0; 3], 1e-12, 1e-12);
     // Heterogeneous total_count cannot be enumerated.
-    let b = Binomial::new(&t64(&[2.0, 3.0], &[2]), 0.5)?;
+    let b = Binomial::new(t64(&[2.0, 3.0], &[2]), 0.5)?;
     assert!(matches!(b.enumerate_support(false), Err(Error::Unsupported { dist: "Binomial", .. })));
     assert!(Bernoulli::new(0.3)?.has_enumerate_support() && !Poisson::new(1.0)?.has_enumerate_support());
     Ok(())
@@ -247,7 +263,7 @@ fn validation_errors_name_distribution_and_argument() -> Result<()> {
     assert_err_names(Binomial::new(2.5, 0.5), &["Binomial", "total_count", "nonnegative_integer"]);
     assert_err_names(Geometric::new(0.0), &["Geometric", "probs", "positive"]);
     assert_err_names(Geometric::new(-0.1), &["Geometric", "probs"]);
-    assert_err_names(Poisson::new(&t64(&[1.0, -2.0], &[2])), &["Poisson", "rate", "nonnegative", "-2"]);
+    assert_err_names(Poisson::new(t64(&[1.0, -2.0], &[2])), &["Poisson", "rate", "nonnegative", "-2"]);
     assert_err_names(NegativeBinomial::new(0.0, 0.5), &["NegativeBinomial", "total_count", "positive"]);
     assert_err_names(NegativeBinomial::new(2.0, 1.0), &["NegativeBinomial", "probs"]);
     assert_err_names(ZeroInflatedPoisson::new(1.2, 1.0), &["ZeroInflatedPoisson", "gate"]);
@@ -257,29 +273,35 @@ fn validation_errors_name_distribution_and_argument() -> Result<()> {
     assert_err_names(Categorical::new(&not_simplex), &["Categorical", "probs", "simplex"]);
     assert_err_names(OneHotCategorical::new(&not_simplex), &["OneHotCategorical", "probs", "simplex"]);
     assert_err_names(Multinomial::new(3, &not_simplex), &["Multinomial", "probs", "simplex"]);
-    assert_err_names(Categorical::from_logits(&t64(&[f64::NAN, 0.0], &[2])), &["Categorical", "logits"]);
+    assert_err_names(Categorical::from_logits(t64(&[f64::NAN, 0.0], &[2])), &["Categorical", "logits"]);
     assert_err_names(Categorical::new(0.5), &["Categorical", "probs"]);
 
     // Out-of-support values.
-    let b = Binomial::new(&t64(&[3.0, 5.0], &[2]), 0.5)?;
+    let b = Binomial::new(t64(&[3.0, 5.0], &[2]), 0.5)?;
     assert!(matches!(b.log_prob(&t64(&[1.5, 2.0], &[2])), Err(Error::OutOfSupport { dist: "Binomial", .. })));
     assert_err_names(b.log_prob(&t64(&[4.0, 5.0], &[2])), &["Binomial", "total_count", "4"]);
     assert_err_names(b.log_prob(&t64(&[-1.0, 2.0], &[2])), &["Binomial", "nonnegative_integer"]);
-    assert_err_names(Poisson::new(2.0)?.log_prob(&Tensor::new(0.5f32, &Device::Cpu)?), &["Poisson", "nonnegative_integer", "0.5"]);
+    assert_err_names(
+        Poisson::new(2.0)?.log_prob(&Tensor::new(0.5f32, &Device::Cpu)?),
+        &["Poisson", "nonnegative_integer", "0.5"],
+    );
     assert_err_names(Geometric::new(0.3)?.log_prob(&Tensor::new(-1f32, &Device::Cpu)?), &["Geometric", "support"]);
     assert_err_names(
         NegativeBinomial::new(2.0, 0.3)?.log_prob(&Tensor::new(2.5f32, &Device::Cpu)?),
         &["NegativeBinomial", "support"],
     );
-    assert_err_names(ZeroInflatedPoisson::new(0.3, 1.0)?.log_prob(&Tensor::new(1.5f32, &Device::Cpu)?), &["ZeroInflatedPoisson"]);
-    let c = Categorical::new(&t64(&[0.5, 0.5], &[2]))?;
+    assert_err_names(
+        ZeroInflatedPoisson::new(0.3, 1.0)?.log_prob(&Tensor::new(1.5f32, &Device::Cpu)?),
+        &["ZeroInflatedPoisson"],
+    );
+    let c = Categorical::new(t64(&[0.5, 0.5], &[2]))?;
     assert_err_names(c.log_prob(&Tensor::new(2u32, &Device::Cpu)?), &["Categorical", "integer_interval(0, 1)", "2"]);
     assert_err_names(c.log_prob(&Tensor::new(0.5f64, &Device::Cpu)?), &["Categorical", "0.5"]);
-    let oh = OneHotCategorical::new(&t64(&[0.5, 0.25, 0.25], &[3]))?;
+    let oh = OneHotCategorical::new(t64(&[0.5, 0.25, 0.25], &[3]))?;
     assert_err_names(oh.log_prob(&t64(&[1.0, 1.0, 0.0], &[3])), &["OneHotCategorical", "one_hot"]);
     assert_err_names(oh.log_prob(&t64(&[0.0, 0.0, 0.0], &[3])), &["OneHotCategorical", "one_hot"]);
     assert_err_names(oh.log_prob(&t64(&[1.0, 0.0], &[2])), &["OneHotCategorical", "shape"]);
-    let m = Multinomial::new(3, &t64(&[0.5, 0.25, 0.25], &[3]))?;
+    let m = Multinomial::new(3, t64(&[0.5, 0.25, 0.25], &[3]))?;
     assert_err_names(m.log_prob(&t64(&[1.0, 1.0, 0.0], &[3])), &["Multinomial", "total_count 3"]);
     assert_err_names(m.log_prob(&t64(&[4.0, 0.0, -1.0], &[3])), &["Multinomial"]);
     assert_err_names(Bernoulli::new(0.3)?.log_prob(&Tensor::new(2f32, &Device::Cpu)?), &["Bernoulli", "boolean"]);
@@ -297,7 +319,7 @@ fn delta_log_prob_sample_and_gradient() -> Result<()> {
     let lp = d.log_prob(&t64(&[1.0, 0.0, 3.0, 4.5], &[2, 2]))?;
     assert_eq!(vec64(&lp), vec![0.0, f64::NEG_INFINITY, 0.0, f64::NEG_INFINITY]);
     // event_dim 1: the whole row must match; log_density is added per batch element.
-    let d = Delta::new(&v, &t64(&[0.5, -1.0], &[2]), 1)?;
+    let d = Delta::new(&v, t64(&[0.5, -1.0], &[2]), 1)?;
     assert_eq!((d.batch_shape(), d.event_shape()), (&[2usize][..], &[2usize][..]));
     let lp = d.log_prob(&t64(&[1.0, 2.0, 3.0, 0.0], &[2, 2]))?;
     assert_eq!(vec64(&lp), vec![0.5, f64::NEG_INFINITY]);
@@ -314,7 +336,7 @@ fn delta_log_prob_sample_and_gradient() -> Result<()> {
     let e = d.expand(&[3, 2])?;
     assert_eq!((e.batch_shape(), e.event_shape()), (&[3usize, 2][..], &[2usize][..]));
     assert_err_names(Delta::new(1.0, 0.0, 1), &["Delta", "event_dim"]);
-    assert_err_names(Delta::new(&v, &t64(&[0.0, 0.0, 0.0], &[3]), 1), &["Delta", "log_density"]);
+    assert_err_names(Delta::new(&v, t64(&[0.0, 0.0, 0.0], &[3]), 1), &["Delta", "log_density"]);
     Ok(())
 }
 
@@ -341,34 +363,79 @@ fn gradients_match_finite_differences() -> Result<()> {
     let k = t64(&[0.0, 3.0, 5.0], &[3]);
     check_grad("Binomial/logits", |l| Binomial::from_logits(5.0, l)?.log_prob(&k), &[-1.0, 0.3, 2.0], &[3])?;
     check_grad("Binomial/probs", |p| Binomial::new(5.0, p)?.log_prob(&k), &[0.2, 0.5, 0.9], &[3])?;
-    check_grad("Binomial mean/variance", |p| Ok((Binomial::new(5.0, p)?.variance()? + Binomial::new(5.0, p)?.mean()?)?), &[0.2, 0.7], &[2])?;
+    check_grad(
+        "Binomial mean/variance",
+        |p| Ok((Binomial::new(5.0, p)?.variance()? + Binomial::new(5.0, p)?.mean()?)?),
+        &[0.2, 0.7],
+        &[2],
+    )?;
     let k2 = t64(&[0.0, 7.0], &[2]);
     check_grad("NegativeBinomial/total_count", |r| NegativeBinomial::new(r, 0.4)?.log_prob(&k2), &[0.7, 3.5], &[2])?;
-    check_grad("NegativeBinomial/logits", |l| NegativeBinomial::from_logits(2.5, l)?.log_prob(&k2), &[-0.5, 1.0], &[2])?;
+    check_grad(
+        "NegativeBinomial/logits",
+        |l| NegativeBinomial::from_logits(2.5, l)?.log_prob(&k2),
+        &[-0.5, 1.0],
+        &[2],
+    )?;
     check_grad("Poisson/rate", |r| Poisson::new(r)?.log_prob(&k), &[0.5, 2.0, 7.0], &[3])?;
     check_grad("Geometric/probs", |p| Geometric::new(p)?.log_prob(&k), &[0.1, 0.5, 0.8], &[3])?;
     check_grad("Geometric cdf", |p| Geometric::new(p)?.cdf(&k), &[0.1, 0.5, 0.8], &[3])?;
     check_grad("Geometric entropy", |p| Geometric::new(p)?.entropy(), &[0.1, 0.5, 0.8], &[3])?;
     let idx = Tensor::new(&[2u32, 0], &Device::Cpu)?;
-    check_grad("Categorical/logits", |l| Categorical::from_logits(l)?.log_prob(&idx), &[0.1, -1.0, 2.0, 0.0, 0.5, 0.3], &[2, 3])?;
+    check_grad(
+        "Categorical/logits",
+        |l| Categorical::from_logits(l)?.log_prob(&idx),
+        &[0.1, -1.0, 2.0, 0.0, 0.5, 0.3],
+        &[2, 3],
+    )?;
     {
         // Finite differences leave the simplex; probs are normalized by their sum, as in torch.
         let _g = crate::defaults::set_validation(false);
-        check_grad("Categorical/probs", |p| Categorical::new(p)?.log_prob(&idx), &[0.2, 0.3, 0.5, 0.6, 0.1, 0.3], &[2, 3])?;
+        check_grad(
+            "Categorical/probs",
+            |p| Categorical::new(p)?.log_prob(&idx),
+            &[0.2, 0.3, 0.5, 0.6, 0.1, 0.3],
+            &[2, 3],
+        )?;
     }
     check_grad("Categorical entropy", |l| Categorical::from_logits(l)?.entropy(), &[0.1, -1.0, 2.0], &[3])?;
     let counts = t64(&[2.0, 0.0, 1.0], &[3]);
     check_grad("Multinomial/logits", |l| Multinomial::from_logits(3, l)?.log_prob(&counts), &[0.1, -1.0, 2.0], &[3])?;
     let z = t64(&[0.0, 0.0, 3.0, 3.0], &[4]);
-    check_grad("ZeroInflatedPoisson/gate", |g| ZeroInflatedPoisson::new(g, 1.5)?.log_prob(&z), &[0.1, 0.6, 0.1, 0.6], &[4])?;
-    check_grad("ZeroInflatedPoisson/rate", |r| ZeroInflatedPoisson::new(0.3, r)?.log_prob(&z), &[0.5, 4.0, 0.5, 4.0], &[4])?;
+    check_grad(
+        "ZeroInflatedPoisson/gate",
+        |g| ZeroInflatedPoisson::new(g, 1.5)?.log_prob(&z),
+        &[0.1, 0.6, 0.1, 0.6],
+        &[4],
+    )?;
+    check_grad(
+        "ZeroInflatedPoisson/rate",
+        |r| ZeroInflatedPoisson::new(0.3, r)?.log_prob(&z),
+        &[0.5, 4.0, 0.5, 4.0],
+        &[4],
+    )?;
     // Mixture: through the component parameters and through the mixing logits.
     let x = t64(&[-1.0, 0.3, 2.5], &[3]);
-    let mix = || Categorical::from_logits(&t64(&[0.2, -0.4], &[2]));
-    check_grad("MixtureSameFamily/loc", |loc| MixtureSameFamily::new(mix()?, Normal::new(loc, 0.8)?.into_ref())?.log_prob(&x), &[-1.0, 1.5], &[2])?;
-    let comp = || Normal::new(&t64(&[-1.0, 1.5], &[2]), &t64(&[0.5, 2.0], &[2])).map(|n| n.into_ref());
-    check_grad("MixtureSameFamily/mixing", |l| MixtureSameFamily::new(Categorical::from_logits(l)?, comp()?)?.log_prob(&x), &[0.2, -0.4], &[2])?;
-    check_grad("MixtureSameFamily variance", |loc| MixtureSameFamily::new(mix()?, Normal::new(loc, 0.8)?.into_ref())?.variance(), &[-1.0, 1.5], &[2])?;
+    let mix = || Categorical::from_logits(t64(&[0.2, -0.4], &[2]));
+    check_grad(
+        "MixtureSameFamily/loc",
+        |loc| MixtureSameFamily::new(mix()?, Normal::new(loc, 0.8)?.into_ref())?.log_prob(&x),
+        &[-1.0, 1.5],
+        &[2],
+    )?;
+    let comp = || Normal::new(t64(&[-1.0, 1.5], &[2]), t64(&[0.5, 2.0], &[2])).map(|n| n.into_ref());
+    check_grad(
+        "MixtureSameFamily/mixing",
+        |l| MixtureSameFamily::new(Categorical::from_logits(l)?, comp()?)?.log_prob(&x),
+        &[0.2, -0.4],
+        &[2],
+    )?;
+    check_grad(
+        "MixtureSameFamily variance",
+        |loc| MixtureSameFamily::new(mix()?, Normal::new(loc, 0.8)?.into_ref())?.variance(),
+        &[-1.0, 1.5],
+        &[2],
+    )?;
     Ok(())
 }
 
@@ -377,7 +444,7 @@ fn mixture_shapes_safe_logsumexp_and_expand() -> Result<()> {
     // Batch [3] of 2-component mixtures of 2-d diagonal normals (event_shape [2]).
     let loc = t64(&(0..12).map(|i| i as f64 * 0.1).collect::<Vec<_>>(), &[3, 2, 2]);
     let comp = Normal::new(&loc, 1.0)?.to_event(1)?.into_ref();
-    let m = MixtureSameFamily::new(Categorical::new(&t64(&[0.3, 0.7], &[2]))?, comp)?;
+    let m = MixtureSameFamily::new(Categorical::new(t64(&[0.3, 0.7], &[2]))?, comp)?;
     assert_eq!((m.batch_shape(), m.event_shape()), (&[3usize][..], &[2usize][..]));
     let s = m.sample(&mut rng(3), &[5])?;
     assert_eq!(s.dims(), &[5, 3, 2]);
@@ -389,7 +456,7 @@ fn mixture_shapes_safe_logsumexp_and_expand() -> Result<()> {
     assert_eq!(e.log_prob(&s.unsqueeze(1)?)?.dims(), &[5, 4, 3]);
     // Each sample is one of the components' draws: a Delta mixture returns exactly its atoms.
     let atoms = t64(&[1.0, 5.0], &[2]);
-    let dm = MixtureSameFamily::new(Categorical::new(&t64(&[0.25, 0.75], &[2]))?, Delta::point(&atoms)?.into_ref())?;
+    let dm = MixtureSameFamily::new(Categorical::new(t64(&[0.25, 0.75], &[2]))?, Delta::point(&atoms)?.into_ref())?;
     let s = vec64(&dm.sample(&mut rng(4), &[4000])?);
     let ones = s.iter().filter(|&&x| x == 1.0).count() as f64;
     assert!(s.iter().all(|&x| x == 1.0 || x == 5.0));
@@ -403,8 +470,11 @@ fn mixture_shapes_safe_logsumexp_and_expand() -> Result<()> {
     let g = lp.get(0)?.backward()?;
     assert!(vec64(g.get(logits.as_tensor()).unwrap()).iter().all(|x| x.is_finite()));
     // Component batch must end in K.
-    let bad = Normal::new(&t64(&[0.0, 1.0, 2.0], &[3]), 1.0)?.into_ref();
-    assert_err_names(MixtureSameFamily::new(Categorical::new(&t64(&[0.5, 0.5], &[2]))?, bad), &["MixtureSameFamily", "[..., 2]"]);
+    let bad = Normal::new(t64(&[0.0, 1.0, 2.0], &[3]), 1.0)?.into_ref();
+    assert_err_names(
+        MixtureSameFamily::new(Categorical::new(t64(&[0.5, 0.5], &[2]))?, bad),
+        &["MixtureSameFamily", "[..., 2]"],
+    );
     Ok(())
 }
 
@@ -412,14 +482,14 @@ fn mixture_shapes_safe_logsumexp_and_expand() -> Result<()> {
 fn shapes_expand_dtypes_and_seeds() -> Result<()> {
     let p = t64(&[0.2, 0.5, 0.7], &[3]);
     let dists: Vec<DistRef> = vec![
-        Binomial::new(&t64(&[3.0, 4.0, 5.0], &[3]), &p)?.into_ref(),
+        Binomial::new(t64(&[3.0, 4.0, 5.0], &[3]), &p)?.into_ref(),
         Poisson::new(&p)?.into_ref(),
         Geometric::new(&p)?.into_ref(),
         NegativeBinomial::new(2.0, &p)?.into_ref(),
         ZeroInflatedPoisson::new(&p, 2.0)?.into_ref(),
-        Categorical::new(&t64(&[0.2, 0.3, 0.5, 0.1, 0.1, 0.8, 0.5, 0.5, 0.0], &[3, 3]))?.into_ref(),
-        OneHotCategorical::new(&t64(&[0.2, 0.8, 0.5, 0.5, 1.0, 0.0], &[3, 2]))?.into_ref(),
-        Multinomial::new(4, &t64(&[0.2, 0.8, 0.5, 0.5, 1.0, 0.0], &[3, 2]))?.into_ref(),
+        Categorical::new(t64(&[0.2, 0.3, 0.5, 0.1, 0.1, 0.8, 0.5, 0.5, 0.0], &[3, 3]))?.into_ref(),
+        OneHotCategorical::new(t64(&[0.2, 0.8, 0.5, 0.5, 1.0, 0.0], &[3, 2]))?.into_ref(),
+        Multinomial::new(4, t64(&[0.2, 0.8, 0.5, 0.5, 1.0, 0.0], &[3, 2]))?.into_ref(),
     ];
     for d in &dists {
         assert_eq!(d.batch_shape(), &[3], "{}", d.name());
@@ -440,6 +510,9 @@ fn shapes_expand_dtypes_and_seeds() -> Result<()> {
     assert_eq!(d.dtype(), DType::F32);
     assert_eq!(d.sample(&mut rng(1), &[2])?.dtype(), DType::F32);
     assert!(Binomial::new(2.0, &p.to_dtype(DType::F32)?).is_ok());
-    assert_eq!(Categorical::new(&p.to_dtype(DType::F32)?.affine(1.0 / 1.4, 0.0)?)?.sample(&mut rng(1), &[2])?.dtype(), DType::U32);
+    assert_eq!(
+        Categorical::new(&p.to_dtype(DType::F32)?.affine(1.0 / 1.4, 0.0)?)?.sample(&mut rng(1), &[2])?.dtype(),
+        DType::U32
+    );
     Ok(())
 }

@@ -338,3 +338,38 @@ fn transforms_are_differentiable() {
         }
     }
 }
+
+#[test]
+fn biject_to_works_in_f32() {
+    use Constraint::*;
+    let cases: Vec<(Constraint, Vec<usize>)> = vec![
+        (Interval(-1.0, 2.0), vec![5]),
+        (Simplex, vec![5, 4]),
+        (OrderedVector, vec![5, 3]),
+        (LowerCholesky, vec![5, 3, 3]),
+        (CorrCholesky, vec![5, 3, 3]),
+        (PositiveDefinite, vec![5, 3, 3]),
+    ];
+    for (i, (c, shape)) in cases.into_iter().enumerate() {
+        let t = biject_to(&c).unwrap();
+        let x = normals(50 + i as u64, &t.inverse_shape(&shape).unwrap(), 1.0).to_dtype(DType::F32).unwrap();
+        let y = t.forward(&x).unwrap();
+        assert_eq!(y.dtype(), DType::F32, "{c}");
+        assert_eq!(c.first_violation(&y).unwrap(), None, "{c}");
+        assert_close(&format!("{c} f32 round trip"), &vec64(&t.inverse(&y).unwrap()), &vec64(&x), 1e-4, 1e-4);
+        let lad = t.log_abs_det_jacobian(&x, &y).unwrap();
+        assert_eq!(lad.dtype(), DType::F32, "{c}");
+        // Same value as the f64 computation, to f32 precision.
+        let x64 = x.to_dtype(DType::F64).unwrap();
+        let lad64 = t.log_abs_det_jacobian(&x64, &t.forward(&x64).unwrap()).unwrap();
+        assert_close(&format!("{c} f32 ladj"), &vec64(&lad), &vec64(&lad64), 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn one_element_ordered_vector_is_the_identity() {
+    let x = normals(60, &[3, 1], 1.0);
+    let t = OrderedTransform;
+    assert_eq!(vec64(&t.forward(&x).unwrap()), vec64(&x));
+    assert_eq!(vec64(&t.log_abs_det_jacobian(&x, &x).unwrap()), vec![0.0; 3]);
+}

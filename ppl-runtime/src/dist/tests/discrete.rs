@@ -111,6 +111,8 @@ fn fixture_log_prob_moments_entropy_cdf() -> Result<()> {
                 // Integer index tensors give the same answer as float ones.
                 let lp_u32 = d.log_prob(&x.to_dtype(DType::U32)?)?;
                 let lp_i64 = d.log_prob(&x.to_dtype(DType::I64)?)?;
+                let lp_u8 = d.log_prob(&x.to_dtype(DType::U8)?)?;
+                assert_eq!(vec64(&lp_u8), vec64(&lp));
                 assert_eq!(vec64(&lp_u32), vec64(&lp));
                 assert_eq!(vec64(&lp_i64), vec64(&lp));
             }
@@ -414,6 +416,11 @@ fn gradients_match_finite_differences() -> Result<()> {
         &[0.5, 4.0, 0.5, 4.0],
         &[4],
     )?;
+    // The gate-logits form agrees with the gate form.
+    let gl = ZeroInflatedPoisson::from_gate_logits(t64(&[(0.3f64 / 0.7).ln(), 0.0], &[2]), 1.5)?
+        .log_prob(&z.unsqueeze(1)?)?;
+    let gp = ZeroInflatedPoisson::new(t64(&[0.3, 0.5], &[2]), 1.5)?.log_prob(&z.unsqueeze(1)?)?;
+    assert_close("ZeroInflatedPoisson gate_logits", &vec64(&gl), &vec64(&gp), 1e-12, 1e-12);
     // Mixture: through the component parameters and through the mixing logits.
     let x = t64(&[-1.0, 0.3, 2.5], &[3]);
     let mix = || Categorical::from_logits(t64(&[0.2, -0.4], &[2]));

@@ -1,1 +1,6 @@
+//! The integration tests of ppl: one test crate, a module per area.
 
+mod handlers;
+mod params;
+mod macros;
+mod ui;

@@ -274,15 +274,15 @@ pub fn parse_site(mac: SiteMacro, tokens: TokenStream, span: Span) -> syn::Resul
             ));
         }
         if positional.len() == 1 {
-            return Err(syn::Error::new(
-                positional[0].span(),
+            return Err(syn::Error::new_spanned(
+                &positional[0],
                 format!("missing site name: `{}!` takes the site name first; usage: {}", mac.name(), mac.usage()),
             ));
         }
     }
     if positional.len() == 1 {
-        return Err(syn::Error::new(
-            positional[0].span(),
+        return Err(syn::Error::new_spanned(
+            &positional[0],
             format!("missing {} after the site name; usage: {}", mac.second(), mac.usage()),
         ));
     }
@@ -292,12 +292,12 @@ pub fn parse_site(mac: SiteMacro, tokens: TokenStream, span: Span) -> syn::Resul
         } else {
             "missing body closure after the plate size"
         };
-        return Err(syn::Error::new(positional[1].span(), format!("{what}; usage: {}", mac.usage())));
+        return Err(syn::Error::new_spanned(&positional[1], format!("{what}; usage: {}", mac.usage())));
     }
     if positional.len() > max_positional {
         let extra = &positional[max_positional];
-        return Err(syn::Error::new(
-            extra.span(),
+        return Err(syn::Error::new_spanned(
+            extra,
             format!(
                 "unexpected argument: `{}!` takes the name and the {}{}; usage: {}",
                 mac.name(),
@@ -318,8 +318,8 @@ pub fn parse_site(mac: SiteMacro, tokens: TokenStream, span: Span) -> syn::Resul
     let body = positional.next();
     if let Some(b) = &body {
         if !matches!(b, Expr::Closure(_)) {
-            return Err(syn::Error::new(
-                b.span(),
+            return Err(syn::Error::new_spanned(
+                b,
                 "the last argument of `plate!` must be the body closure `|idx| { ... }`",
             ));
         }

@@ -93,8 +93,10 @@ fn plate_set(plates: &[syn::LitStr]) -> Vec<String> {
 /// Compares a guide's table with its model's; every problem becomes an error in `errors`.
 ///
 /// Rules (sites named in either `helper_sites` list are exempt):
-/// 1. each latent `sample!` site of the model has a site of the same name in the guide;
-/// 2. each `sample!` site of the guide exists in the model;
+/// 1. each latent `sample!` site of the model has a site of the same name in the guide
+///    (unless it has `enumerate =`/`infer =`: enumerated sites need no guide site);
+/// 2. each `sample!` site of the guide exists in the model (unless it has `infer =`, which
+///    may mark an auxiliary variable);
 /// 3. (checked while walking the guide) no guide site has `obs =`;
 /// 4. a site is of the same kind (`sample!`/`param!`/...) in both;
 /// 5. a guide `sample!` site is not observed in the model;
@@ -111,7 +113,7 @@ pub fn model_guide(model: &Table, guide: &Table, errors: &mut Errors) {
     let mut reported: Vec<String> = Vec::new();
     for s in &model.sites {
         let name = s.name.value();
-        if s.kind != Kind::Sample || s.observed || exempt(&name) || reported.contains(&name) {
+        if s.kind != Kind::Sample || s.observed || s.infer || exempt(&name) || reported.contains(&name) {
             continue;
         }
         if named(guide, &name).next().is_none() {
@@ -126,10 +128,7 @@ pub fn model_guide(model: &Table, guide: &Table, errors: &mut Errors) {
             let span = guide.path.as_ref().map_or(guide.name.span(), |p| p.span());
             errors.error(
                 span,
-                format!(
-                    "guide `{g}` has no site `{name}`, a latent `sample!` site of model `{m}`{hint}\n\
-                     every latent site of the model needs a `sample!` site of the same name in the guide"
-                ),
+                format!("guide `{g}` has no site `{name}`, a latent `sample!` site of model `{m}`{hint}"),
             );
         }
     }
@@ -142,7 +141,7 @@ pub fn model_guide(model: &Table, guide: &Table, errors: &mut Errors) {
         }
         let model_sites: Vec<&TableSite> = named(model, &name).collect();
         if model_sites.is_empty() {
-            if s.kind == Kind::Sample {
+            if s.kind == Kind::Sample && !s.infer {
                 let candidates: Vec<String> = model
                     .sites
                     .iter()

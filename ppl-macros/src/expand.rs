@@ -36,6 +36,24 @@ pub fn line_column(span: Span) -> (u32, u32) {
     }
 }
 
+/// `tokens` with every span set to `span`, so that a generated call lies wholly in user code
+/// (rustc then reports errors about the call there, not at the attribute).
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut ng = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                ng.set_span(span);
+                tt = proc_macro2::TokenTree::Group(ng);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
 /// `Some(tensor)` from an expression that is a `Tensor` or a `&Tensor`.
 fn some_tensor(v: &Expr) -> TokenStream {
     quote_spanned! {v.span()=>
@@ -87,7 +105,7 @@ pub fn site(call: &SiteCall, krate: &syn::Path, meta: Option<TokenStream>) -> To
         SiteName::Dynamic(e) => quote!(#e),
     };
     let meta = meta.unwrap_or_else(|| quote!(::core::option::Option::None));
-    let p = quote!(#krate::__private);
+    let p = respan(quote!(#krate::__private), span);
     let arg = &call.arg;
     let some = |e: &Expr| quote_spanned!(e.span()=> ::core::option::Option::Some(#e));
     let none = quote!(::core::option::Option::None);
@@ -164,7 +182,8 @@ pub fn site_table(sites: &[Site], krate: &syn::Path) -> TokenStream {
     let entries = sites.iter().map(|s| {
         let name = syn::LitStr::new(&s.name.value(), Span::call_site());
         let kind = s.kind.variant();
-        let observed = s.obs.is_some();
+        // As in Pyro (and the runtime), a factor is an observed site.
+        let observed = s.obs.is_some() || s.kind == crate::sites::Kind::Factor;
         let plates = s.plates.iter().map(|l| syn::LitStr::new(&l.value(), Span::call_site()));
         let (line, column) = line_column(s.name.span());
         quote! {

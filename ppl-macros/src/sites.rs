@@ -74,6 +74,8 @@ pub struct Site {
     pub repeated: bool,
     /// The `if`/`match` arms it lies in, as (branch id, arm index).
     pub branches: Vec<(usize, usize)>,
+    /// It has `enumerate =` or `infer =`: it may be enumerated (model) or auxiliary (guide).
+    pub infer: bool,
 }
 
 impl Site {
@@ -193,6 +195,7 @@ impl<'a> Walker<'a> {
             plates_known: self.plates.iter().all(Option::is_some),
             repeated: self.repeated > 0,
             branches: self.branches.clone(),
+            infer: call.kw("enumerate").is_some() || call.kw("infer").is_some(),
         });
         self.sites.len() - 1
     }

@@ -7,7 +7,7 @@
 //! literals keep the spans the user wrote, so errors point into the guide.
 //!
 //! Grammar: `{ name = ident, [path = path,] sites = [site, ..], helpers = ["..", ..] }` where
-//! `site = kind "name" latent|observed ["plate", ..] known|unknown`.
+//! `site = kind "name" latent|observed ["plate", ..] known|unknown infer|plain`.
 
 use crate::args::parse_name_list;
 use crate::sites::{Kind, Site};
@@ -37,6 +37,8 @@ pub struct TableSite {
     pub plates: Vec<LitStr>,
     /// False when a plate around it has a dynamic name.
     pub plates_known: bool,
+    /// It has `enumerate =`/`infer =`: possibly enumerated (model) or auxiliary (guide).
+    pub infer: bool,
 }
 
 impl From<&Site> for TableSite {
@@ -44,9 +46,10 @@ impl From<&Site> for TableSite {
         TableSite {
             kind: s.kind,
             name: s.name.clone(),
-            observed: s.obs.is_some(),
+            observed: s.obs.is_some() || s.kind == Kind::Factor,
             plates: s.plates.clone(),
             plates_known: s.plates_known,
+            infer: s.infer,
         }
     }
 }
@@ -69,8 +72,9 @@ impl ToTokens for TableSite {
         let kind = Ident::new(self.kind.word(), proc_macro2::Span::call_site());
         let obs = Ident::new(if self.observed { "observed" } else { "latent" }, proc_macro2::Span::call_site());
         let known = Ident::new(if self.plates_known { "known" } else { "unknown" }, proc_macro2::Span::call_site());
+        let infer = Ident::new(if self.infer { "infer" } else { "plain" }, proc_macro2::Span::call_site());
         let (name, plates) = (&self.name, &self.plates);
-        tokens.extend(quote! { #kind #name #obs [#(#plates),*] #known });
+        tokens.extend(quote! { #kind #name #obs [#(#plates),*] #known #infer });
     }
 }
 
@@ -102,7 +106,8 @@ impl Parse for TableSite {
         let observed = flag(input, "observed", "latent")?;
         let plates = parse_name_list(input)?;
         let plates_known = flag(input, "known", "unknown")?;
-        Ok(TableSite { kind, name, observed, plates, plates_known })
+        let infer = flag(input, "infer", "plain")?;
+        Ok(TableSite { kind, name, observed, plates, plates_known, infer })
     }
 }
 

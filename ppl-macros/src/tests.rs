@@ -240,3 +240,15 @@ fn helper_sites_are_exempt() {
     model_guide(&m, &g, &mut errors);
     assert!(messages(errors).is_empty());
 }
+
+#[test]
+fn enumerated_model_sites_and_auxiliary_guide_sites_are_exempt() {
+    let e = check(
+        quote! { sample!("c", d, enumerate = parallel); sample!("k", d, infer = cfg); sample!("mu", d); },
+        quote! { sample!("mu", d); sample!("aux", d, infer = aux_cfg); },
+    );
+    assert!(e.is_empty(), "{e:?}");
+    // Without the keyword both are errors.
+    let e = check(quote! { sample!("c", d); }, quote! { sample!("aux", d); });
+    assert_eq!(e.len(), 2, "{e:?}");
+}

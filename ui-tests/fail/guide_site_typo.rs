@@ -1,5 +1,5 @@
-//! A latent model site the guide lacks (here through a typo): an error on the guide's
-//! `model = ..` naming the site, the model and the guide, with a suggestion.
+//! Rules 1 and 2 with a typo: the model's `mu_global` is missing from the guide, and the
+//! guide's `mu_globl` is not in the model; both errors suggest the other spelling.
 use ppl::prelude::*;
 
 #[model]

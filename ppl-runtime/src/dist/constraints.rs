@@ -336,6 +336,7 @@ impl FromStr for Constraint {
 }
 
 /// Lowercase constructors, as in `torch.distributions.constraints`.
+#[allow(clippy::module_inception)]
 pub mod constraints {
     pub use super::Constraint;
     /// All reals.

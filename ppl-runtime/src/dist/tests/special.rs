@@ -20,6 +20,7 @@ fn col(name: &str, key: &str) -> Vec<f64> {
 }
 
 type Unary = fn(&Tensor) -> crate::Result<Tensor>;
+type Binary = fn(&Tensor, &Tensor) -> crate::Result<Tensor>;
 
 /// (fixture name, function, f64 relative tolerance, absolute tolerance).
 const UNARY: &[(&str, Unary, f64, f64)] = &[
@@ -74,7 +75,7 @@ fn unary_f32_match_f64_and_scipy() {
 #[test]
 fn binary_and_ternary_match_scipy() {
     let pair = |name: &str| (col(name, "a"), col(name, "b"), col(name, "y"));
-    let cases: [(&str, fn(&Tensor, &Tensor) -> crate::Result<Tensor>, f64, f64); 5] = [
+    let cases: [(&str, Binary, f64, f64); 5] = [
         ("log_beta", special::log_beta, 1e-13, 1e-13),
         ("xlogy", special::xlogy, 1e-14, 0.0),
         ("xlog1py", special::xlog1py, 1e-14, 0.0),
@@ -235,7 +236,7 @@ fn binary_gradients_match_finite_differences() {
     let a0 = [0.5, 2.0, 30.0, 1.5];
     let b0 = [0.7, 15.0, 40.0, 1e-3];
     for (name, f) in [
-        ("log_beta", special::log_beta as fn(&Tensor, &Tensor) -> crate::Result<Tensor>),
+        ("log_beta", special::log_beta as Binary),
         ("xlogy", special::xlogy),
         ("xlog1py", special::xlog1py),
     ] {

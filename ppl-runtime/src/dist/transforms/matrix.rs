@@ -33,7 +33,7 @@ fn tril_size(name: &str, m: usize, strict: bool) -> Result<usize> {
         let what = if strict { "K(K-1)/2" } else { "n(n+1)/2" };
         return Err(Error::ShapeMismatch {
             context: format!("`{name}`: the last dim must be a triangular number {what}"),
-            expected: format!("a size {what}, e.g. {}", if strict { "1, 3, 6, 10" } else { "1, 3, 6, 10" }),
+            expected: format!("a size {what}, e.g. 1, 3, 6, 10"),
             got: format!("{m}"),
             hint: None,
         });

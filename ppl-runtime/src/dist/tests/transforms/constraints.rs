@@ -55,7 +55,8 @@ fn elementwise_constraints_check_each_element() {
 #[test]
 fn event_constraints_check_each_event() {
     use Constraint::*;
-    let cases: Vec<(Constraint, Vec<f64>, Vec<usize>, Vec<u8>)> = vec![
+    type Case = (Constraint, Vec<f64>, Vec<usize>, Vec<u8>);
+    let cases: Vec<Case> = vec![
         (Simplex, vec![0.2, 0.3, 0.5, 0.2, 0.3, 0.6, -0.1, 0.6, 0.5], vec![3, 3], vec![1, 0, 0]),
         (OrderedVector, vec![-1.0, 0.0, 2.0, 1.0, 1.0, 2.0, 0.0, f64::INFINITY, 9.0], vec![3, 3], vec![1, 0, 0]),
         (OneHot, vec![0.0, 1.0, 0.0, 1.0, 1.0, 0.0], vec![2, 3], vec![1, 0]),

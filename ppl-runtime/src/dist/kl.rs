@@ -194,7 +194,11 @@ fn kl_categorical_categorical(p: &dyn Distribution, q: &dyn Distribution) -> Opt
         // Terms with p = 0 are 0; their logits (possibly −inf) are replaced before use so that
         // neither the value nor the gradient sees 0 · ∞.
         let shape = args_broadcast(pp, lq)?;
-        let (pp, lp, lq) = (pp.broadcast_as(shape.as_slice())?, lp.broadcast_as(shape.as_slice())?, lq.broadcast_as(shape.as_slice())?);
+        let (pp, lp, lq) = (
+            pp.broadcast_as(shape.as_slice())?,
+            lp.broadcast_as(shape.as_slice())?,
+            lq.broadcast_as(shape.as_slice())?,
+        );
         let zero = pp.zeros_like()?;
         let is_zero = pp.eq(0.0)?;
         let lp = is_zero.where_cond(&zero, &lp)?;
@@ -205,8 +209,9 @@ fn kl_categorical_categorical(p: &dyn Distribution, q: &dyn Distribution) -> Opt
 }
 
 fn args_broadcast(a: &Tensor, b: &Tensor) -> Result<Vec<usize>> {
-    crate::dist::args::broadcast_shapes(a.dims(), b.dims())
-        .ok_or_else(|| Error::shape_mismatch("`kl_divergence`: parameters of `p` and `q` do not broadcast", a.dims(), b.dims()))
+    crate::dist::args::broadcast_shapes(a.dims(), b.dims()).ok_or_else(|| {
+        Error::shape_mismatch("`kl_divergence`: parameters of `p` and `q` do not broadcast", a.dims(), b.dims())
+    })
 }
 
 fn check_last_dim(dist: &str, a: &Tensor, b: &Tensor) -> Result<()> {

@@ -20,9 +20,8 @@ const USER_ERR: &str = "ppl-linalg: ";
 
 /// Host copy (f64) of a contiguous CPU storage, with whether it was f32.
 fn host(s: &CpuStorage, l: &Layout, op: &str) -> candle_core::Result<(Vec<f64>, bool)> {
-    let (a, b) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("`{op}` needs a contiguous input")))?;
+    let (a, b) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("`{op}` needs a contiguous input")))?;
     match s {
         CpuStorage::F64(v) => Ok((v[a..b].to_vec(), false)),
         CpuStorage::F32(v) => Ok((v[a..b].iter().map(|&x| x as f64).collect(), true)),
@@ -80,7 +79,7 @@ impl CustomOp1 for Cholesky {
                     let s: f64 = (0..j).map(|k| lm[i * n + k] * lm[j * n + k]).sum();
                     if i == j {
                         let d = am[i * n + i] - s;
-                        if !(d > 0.0) || !d.is_finite() {
+                        if d.is_nan() || d <= 0.0 || d.is_infinite() {
                             return Err(candle_core::Error::Msg(format!(
                                 "{USER_ERR}matrix {b} of the batch (input shape {dims:?}) is not positive definite: \
                                  pivot {i} is {d}"
@@ -130,7 +129,13 @@ impl CustomOp2 for SolveLeft {
         "solve_triangular"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (a, f32) = host(s1, l1, "solve_triangular")?;
         let (b, _) = host(s2, l2, "solve_triangular")?;
         let ad = l1.dims();
@@ -160,7 +165,13 @@ impl CustomOp2 for SolveLeft {
         Ok((store(x, f32), l2.shape().clone()))
     }
 
-    fn bwd(&self, a: &Tensor, _b: &Tensor, x: &Tensor, gx: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        a: &Tensor,
+        _b: &Tensor,
+        x: &Tensor,
+        gx: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         // X = A⁻¹B: B̄ = A⁻ᵀ X̄, Ā = -B̄ Xᵀ restricted to A's triangle.
         let go = || -> Result<(Tensor, Tensor)> {
             let gb = solve_left(&mt(a)?, &gx.contiguous()?, !self.lower)?;
@@ -174,9 +185,7 @@ impl CustomOp2 for SolveLeft {
 }
 
 fn solve_left(a: &Tensor, b: &Tensor, lower: bool) -> Result<Tensor> {
-    a.contiguous()?
-        .apply_op2(&b.contiguous()?, SolveLeft { lower })
-        .map_err(user_err("solve_triangular", "l"))
+    a.contiguous()?.apply_op2(&b.contiguous()?, SolveLeft { lower }).map_err(user_err("solve_triangular", "l"))
 }
 
 /// Solves `L X = B` (`left`) or `X L = B` (not `left`) for `X`, with `L` lower (`lower`) or
@@ -211,7 +220,11 @@ pub fn solve_triangular(l: &Tensor, b: &Tensor, lower: bool, left: bool) -> Resu
 }
 
 fn shape_err(l: &Tensor, b: &Tensor, left: bool) -> Error {
-    let expected = if left { "[..., n, k] with n matching `l`'s [..., n, n]" } else { "[..., k, n] with n matching `l`'s [..., n, n]" };
+    let expected = if left {
+        "[..., n, k] with n matching `l`'s [..., n, n]"
+    } else {
+        "[..., k, n] with n matching `l`'s [..., n, n]"
+    };
     Error::ShapeMismatch {
         context: format!("`solve_triangular`: `l` of shape {:?} and `b` of shape {:?} do not fit", l.dims(), b.dims()),
         expected: expected.into(),
@@ -278,7 +291,8 @@ pub fn matvec(a: &Tensor, x: &Tensor) -> Result<Tensor> {
         if x.dims()[x.rank() - 1] == k {
             let rows: usize = x.dims()[..x.rank() - 1].iter().product();
             let mut out = x.dims().to_vec();
-            *out.last_mut().unwrap_or(&mut 0) = m;
+            let last = out.len() - 1;
+            out[last] = m;
             return Ok(x.reshape((rows, k))?.matmul(&a.t()?)?.reshape(out)?);
         }
     }
@@ -331,8 +345,10 @@ fn band_mask(a: &Tensor, keep: impl Fn(i64) -> bool) -> Result<Tensor> {
         return Err(Error::shape_mismatch("`tril`/`triu` need rank >= 2", &[0, 0], a.dims()));
     }
     let (rows, cols) = (a.dims()[r - 2], a.dims()[r - 1]);
-    let v: Vec<f64> =
-        (0..rows).flat_map(|i| (0..cols).map(move |j| j as i64 - i as i64)).map(|d| if keep(d) { 1.0 } else { 0.0 }).collect();
+    let v: Vec<f64> = (0..rows)
+        .flat_map(|i| (0..cols).map(move |j| j as i64 - i as i64))
+        .map(|d| if keep(d) { 1.0 } else { 0.0 })
+        .collect();
     Ok(Tensor::from_vec(v, (rows, cols), a.device())?.to_dtype(a.dtype())?)
 }
 

@@ -54,7 +54,8 @@ impl LowRankMultivariateNormal {
         args::validate_param(NAME, "loc", &loc, &Constraint::RealVector)?;
         args::validate_param(NAME, "cov_factor", &w, &Constraint::Real)?;
         args::validate_param(NAME, "cov_diag", &d, &Constraint::Positive)?;
-        let b = broadcast_batch(NAME, ("loc", &loc.dims()[..loc.rank() - 1]), ("cov_factor", &w.dims()[..w.rank() - 2]))?;
+        let b =
+            broadcast_batch(NAME, ("loc", &loc.dims()[..loc.rank() - 1]), ("cov_factor", &w.dims()[..w.rank() - 2]))?;
         let batch_shape = broadcast_batch(NAME, ("loc/cov_factor", &b), ("cov_diag", &d.dims()[..d.rank() - 1]))?;
         let loc = loc.broadcast_as(args::concat_shapes(&batch_shape, &[n]))?;
         let w = w.broadcast_as(args::concat_shapes(&batch_shape, &[n, r]))?;

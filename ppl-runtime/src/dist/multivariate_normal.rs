@@ -57,7 +57,11 @@ pub(crate) fn vector_and_matrix(
 /// A matrix argument: a float tensor of rank >= 2 (square when `square`).
 pub(crate) fn matrix_arg(dist: &'static str, name: &'static str, mat: Arg, square: bool) -> Result<Tensor> {
     let Arg::Tensor(mat) = mat else {
-        return Err(Error::invalid_arg(format!("`{dist}`"), name, "must be a tensor of shape [..., n, n], got a scalar"));
+        return Err(Error::invalid_arg(
+            format!("`{dist}`"),
+            name,
+            "must be a tensor of shape [..., n, n], got a scalar",
+        ));
     };
     let d = mat.dims();
     if d.len() < 2 || (square && d[d.len() - 1] != d[d.len() - 2]) {
@@ -70,7 +74,11 @@ pub(crate) fn matrix_arg(dist: &'static str, name: &'static str, mat: Arg, squar
         });
     }
     if !linalg::supported_dtype(mat.dtype()) {
-        return Err(Error::invalid_arg(format!("`{dist}`"), name, format!("must be f32 or f64, got {:?}", mat.dtype())));
+        return Err(Error::invalid_arg(
+            format!("`{dist}`"),
+            name,
+            format!("must be f32 or f64, got {:?}", mat.dtype()),
+        ));
     }
     Ok(mat)
 }
@@ -136,7 +144,8 @@ impl MultivariateNormal {
     /// A multivariate normal with mean `loc` (`[..., n]`, or a scalar broadcast to `[n]`) and
     /// lower-triangular Cholesky factor `scale_tril` (`[..., n, n]`, positive diagonal) of the covariance.
     pub fn from_scale_tril(loc: impl Into<Arg>, scale_tril: impl Into<Arg>) -> Result<Self> {
-        let (loc, l) = vector_and_matrix("MultivariateNormal", "loc", loc.into(), "scale_tril", scale_tril.into(), true)?;
+        let (loc, l) =
+            vector_and_matrix("MultivariateNormal", "loc", loc.into(), "scale_tril", scale_tril.into(), true)?;
         args::validate_param("MultivariateNormal", "scale_tril", &l, &Constraint::LowerCholesky)?;
         Self::build(loc, l)
     }
@@ -144,8 +153,14 @@ impl MultivariateNormal {
     /// A multivariate normal with mean `loc` and symmetric positive-definite `covariance_matrix`
     /// (`[..., n, n]`); its Cholesky factor is computed (differentiably) here.
     pub fn from_covariance_matrix(loc: impl Into<Arg>, covariance_matrix: impl Into<Arg>) -> Result<Self> {
-        let (loc, cov) =
-            vector_and_matrix("MultivariateNormal", "loc", loc.into(), "covariance_matrix", covariance_matrix.into(), true)?;
+        let (loc, cov) = vector_and_matrix(
+            "MultivariateNormal",
+            "loc",
+            loc.into(),
+            "covariance_matrix",
+            covariance_matrix.into(),
+            true,
+        )?;
         args::validate_param("MultivariateNormal", "covariance_matrix", &cov, &Constraint::PositiveDefinite)?;
         Self::build(loc, linalg::cholesky(&cov)?)
     }
@@ -153,8 +168,14 @@ impl MultivariateNormal {
     /// A multivariate normal with mean `loc` and symmetric positive-definite `precision_matrix`
     /// (the inverse covariance, `[..., n, n]`).
     pub fn from_precision_matrix(loc: impl Into<Arg>, precision_matrix: impl Into<Arg>) -> Result<Self> {
-        let (loc, prec) =
-            vector_and_matrix("MultivariateNormal", "loc", loc.into(), "precision_matrix", precision_matrix.into(), true)?;
+        let (loc, prec) = vector_and_matrix(
+            "MultivariateNormal",
+            "loc",
+            loc.into(),
+            "precision_matrix",
+            precision_matrix.into(),
+            true,
+        )?;
         args::validate_param("MultivariateNormal", "precision_matrix", &prec, &Constraint::PositiveDefinite)?;
         Self::build(loc, precision_to_scale_tril(&prec)?)
     }

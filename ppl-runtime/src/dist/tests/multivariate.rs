@@ -87,8 +87,9 @@ fn solve_triangular_matches_scipy() {
     for (what, m, rhs, lower, left, key) in cases {
         let x = linalg::solve_triangular(m, rhs, lower, left).unwrap();
         assert_close(what, &vec64(&x), &fv(&f[key]), 1e-10, 1e-10);
-        let x32 = linalg::solve_triangular(&m.to_dtype(DType::F32).unwrap(), &rhs.to_dtype(DType::F32).unwrap(), lower, left)
-            .unwrap();
+        let x32 =
+            linalg::solve_triangular(&m.to_dtype(DType::F32).unwrap(), &rhs.to_dtype(DType::F32).unwrap(), lower, left)
+                .unwrap();
         assert_close(what, &vec64(&x32), &fv(&f[key]), 1e-4, 1e-4);
     }
     let x = linalg::cholesky_solve(&b, &l).unwrap();
@@ -181,10 +182,15 @@ fn solve_triangular_gradients_match_finite_differences() {
         });
     }
     // broadcast l: its gradient sums over the batch of right-hand sides
-    let l0 = linalg::tril(&(weights(&[3, 3], 7) + (linalg::eye_like(3, &weights(&[1], 0)).unwrap() * 3.0).unwrap()).unwrap(), 0)
-        .unwrap();
+    let l0 = linalg::tril(
+        &(weights(&[3, 3], 7) + (linalg::eye_like(3, &weights(&[1], 0)).unwrap() * 3.0).unwrap()).unwrap(),
+        0,
+    )
+    .unwrap();
     let b0 = weights(&[4, 3, 2], 8);
-    check_grad("d solve broadcast", &l0, |l| Ok(linalg::solve_triangular(&linalg::tril(l, 0)?, &b0, true, true)?.sqr()?.sum_all()?));
+    check_grad("d solve broadcast", &l0, |l| {
+        Ok(linalg::solve_triangular(&linalg::tril(l, 0)?, &b0, true, true)?.sqr()?.sum_all()?)
+    });
 }
 
 // ---------------------------------------------------------------- MultivariateNormal
@@ -194,9 +200,9 @@ use crate::dist::{Distribution, LowRankMultivariateNormal, MultivariateNormal};
 fn mvn_three_ways(f: &Value, dtype: DType) -> Vec<(&'static str, MultivariateNormal)> {
     let c = |k: &str| ft(&f[k]).to_dtype(dtype).unwrap();
     vec![
-        ("scale_tril", MultivariateNormal::from_scale_tril(&c("loc"), &c("scale_tril")).unwrap()),
-        ("covariance", MultivariateNormal::from_covariance_matrix(&c("loc"), &c("cov")).unwrap()),
-        ("precision", MultivariateNormal::from_precision_matrix(&c("loc"), &c("precision")).unwrap()),
+        ("scale_tril", MultivariateNormal::from_scale_tril(c("loc"), c("scale_tril")).unwrap()),
+        ("covariance", MultivariateNormal::from_covariance_matrix(c("loc"), c("cov")).unwrap()),
+        ("precision", MultivariateNormal::from_precision_matrix(c("loc"), c("precision")).unwrap()),
     ]
 }
 
@@ -214,7 +220,13 @@ fn mvn_log_prob_and_entropy_match_scipy() {
             assert_close(&format!("{what} log_prob {dtype:?}"), &vec64(&lp), &fv(&f["log_prob"]), tol, tol);
             assert_close(&format!("{what} entropy"), &vec64(&d.entropy().unwrap()), &fv(&f["entropy"]), tol, tol);
             assert_close(&format!("{what} cov"), &vec64(&d.covariance_matrix().unwrap()), &fv(&f["cov"]), tol, tol);
-            assert_close(&format!("{what} prec"), &vec64(&d.precision_matrix().unwrap()), &fv(&f["precision"]), 10.0 * tol, tol);
+            assert_close(
+                &format!("{what} prec"),
+                &vec64(&d.precision_matrix().unwrap()),
+                &fv(&f["precision"]),
+                10.0 * tol,
+                tol,
+            );
             let diag: Vec<f64> = fv(&f["cov"]).chunks(9).flat_map(|m| [m[0], m[4], m[8]]).collect();
             assert_close(&format!("{what} variance"), &vec64(&d.variance().unwrap()), &diag, tol, tol);
             assert_close(&format!("{what} mean"), &vec64(&d.mean().unwrap()), &fv(&f["loc"]), 0.0, tol);
@@ -234,19 +246,20 @@ fn mvn_broadcasts_loc_and_matrix_batches() {
     let lp = vec64(&d.log_prob(&x).unwrap());
     for s in 0..4 {
         for b in 0..2 {
-            let single = MultivariateNormal::from_scale_tril(&loc.get(b).unwrap(), &l0).unwrap();
+            let single = MultivariateNormal::from_scale_tril(loc.get(b).unwrap(), &l0).unwrap();
             let want = single.log_prob(&x.get(s).unwrap().get(b).unwrap()).unwrap().to_scalar::<f64>().unwrap();
             assert_close("shared matrix", &[lp[s * 2 + b]], &[want], 1e-12, 1e-12);
         }
     }
     // one loc, batched matrices; scalar loc
-    let d = MultivariateNormal::from_scale_tril(&loc.get(1).unwrap(), &l).unwrap();
+    let d = MultivariateNormal::from_scale_tril(loc.get(1).unwrap(), &l).unwrap();
     assert_eq!(d.batch_shape(), &[2]);
     let d0 = MultivariateNormal::from_scale_tril(0.0, &l).unwrap();
     assert_eq!(d0.loc().dims(), &[2, 3]);
     assert_eq!(vec64(d0.loc()), vec![0.0; 6]);
     // a value without batch dims broadcasts against the batch
-    let lp1 = MultivariateNormal::from_scale_tril(&loc, &l).unwrap().log_prob(&x.get(0).unwrap().get(1).unwrap()).unwrap();
+    let lp1 =
+        MultivariateNormal::from_scale_tril(&loc, &l).unwrap().log_prob(&x.get(0).unwrap().get(1).unwrap()).unwrap();
     assert_eq!(lp1.dims(), &[2]);
     assert_close("value broadcast", &vec64(&lp1)[1..], &lp_full[1..2], 1e-12, 1e-12);
     // expand
@@ -277,7 +290,12 @@ fn check_gaussian_moments(what: &str, xs: &Tensor, mean: &[f64], cov: &[f64], n:
                 // with the known mean, Var[(xᵢ-μᵢ)(xⱼ-μⱼ)] = ΣᵢᵢΣⱼⱼ + Σᵢⱼ² (Isserlis)
                 let got: f64 = (0..big_n).map(|s| at(s, i) * at(s, j)).sum::<f64>() / big_n as f64;
                 let se = ((c(i, i) * c(j, j) + c(i, j).powi(2)) / big_n as f64).sqrt();
-                assert!((got - c(i, j)).abs() <= 4.0 * se, "{what}: cov[{bi}][{i}][{j}] = {got}, want {} ± {}", c(i, j), 4.0 * se);
+                assert!(
+                    (got - c(i, j)).abs() <= 4.0 * se,
+                    "{what}: cov[{bi}][{i}][{j}] = {got}, want {} ± {}",
+                    c(i, j),
+                    4.0 * se
+                );
             }
         }
     }
@@ -287,20 +305,20 @@ fn check_gaussian_moments(what: &str, xs: &Tensor, mean: &[f64], cov: &[f64], n:
 fn mvn_and_low_rank_sample_moments() {
     let fx = fixture();
     let f = &fx["mvn"];
-    let d = MultivariateNormal::from_scale_tril(&ft(&f["loc"]), &ft(&f["scale_tril"])).unwrap();
+    let d = MultivariateNormal::from_scale_tril(ft(&f["loc"]), ft(&f["scale_tril"])).unwrap();
     let xs = d.sample(&mut rng(11), &[20000]).unwrap();
     assert_eq!(xs.dims(), &[20000, 2, 3]);
     check_gaussian_moments("mvn", &xs, &fv(&f["loc"]), &fv(&f["cov"]), 3);
     // f32 sampling is seeded too
     let d32 = MultivariateNormal::from_scale_tril(
-        &ft(&f["loc"]).to_dtype(DType::F32).unwrap(),
-        &ft(&f["scale_tril"]).to_dtype(DType::F32).unwrap(),
+        ft(&f["loc"]).to_dtype(DType::F32).unwrap(),
+        ft(&f["scale_tril"]).to_dtype(DType::F32).unwrap(),
     )
     .unwrap();
     let a = vec64(&d32.sample(&mut rng(3), &[4]).unwrap());
     assert_eq!(a, vec64(&d32.sample(&mut rng(3), &[4]).unwrap()));
     let g = &fx["lowrank"];
-    let lr = LowRankMultivariateNormal::new(&ft(&g["loc"]), &ft(&g["cov_factor"]), &ft(&g["cov_diag"])).unwrap();
+    let lr = LowRankMultivariateNormal::new(ft(&g["loc"]), ft(&g["cov_factor"]), ft(&g["cov_diag"])).unwrap();
     let xs = lr.sample(&mut rng(12), &[20000]).unwrap();
     assert_eq!(xs.dims(), &[20000, 2, 4]);
     check_gaussian_moments("low rank", &xs, &fv(&g["loc"]), &fv(&g["cov"]), 4);
@@ -311,17 +329,23 @@ fn low_rank_matches_scipy_and_full_mvn() {
     let g = &fixture()["lowrank"];
     for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 2e-4)] {
         let c = |k: &str| ft(&g[k]).to_dtype(dtype).unwrap();
-        let lr = LowRankMultivariateNormal::new(&c("loc"), &c("cov_factor"), &c("cov_diag")).unwrap();
+        let lr = LowRankMultivariateNormal::new(c("loc"), c("cov_factor"), c("cov_diag")).unwrap();
         assert_eq!((lr.batch_shape(), lr.event_shape()), (&[2usize][..], &[4usize][..]));
         let lp = lr.log_prob(&c("x")).unwrap();
         assert_eq!(lp.dims(), &[5, 2]);
         assert_close("lowrank log_prob", &vec64(&lp), &fv(&g["log_prob"]), tol, tol);
         assert_close("lowrank entropy", &vec64(&lr.entropy().unwrap()), &fv(&g["entropy"]), tol, tol);
         assert_close("lowrank cov", &vec64(&lr.covariance_matrix().unwrap()), &fv(&g["cov"]), tol, tol);
-        let full = MultivariateNormal::from_covariance_matrix(&c("loc"), &c("cov")).unwrap();
+        let full = MultivariateNormal::from_covariance_matrix(c("loc"), c("cov")).unwrap();
         assert_close("vs full log_prob", &vec64(&lp), &vec64(&full.log_prob(&c("x")).unwrap()), tol, tol);
         assert_close("vs full variance", &vec64(&lr.variance().unwrap()), &vec64(&full.variance().unwrap()), tol, tol);
-        assert_close("vs full prec", &vec64(&lr.precision_matrix().unwrap()), &vec64(&full.precision_matrix().unwrap()), tol, tol);
+        assert_close(
+            "vs full prec",
+            &vec64(&lr.precision_matrix().unwrap()),
+            &vec64(&full.precision_matrix().unwrap()),
+            tol,
+            tol,
+        );
         assert_close("vs full tril", &vec64(&lr.scale_tril().unwrap()), &vec64(&full.scale_tril().unwrap()), tol, tol);
     }
     // scalar loc and cov_diag, shared factor, expand
@@ -363,14 +387,25 @@ fn mvn_log_prob_gradients_match_finite_differences() {
     let (loc0, x) = (ft(&f["loc"]), ft(&f["x"]));
     let b0 = weights(&[2, 3, 3], 31);
     // covariance = B Bᵀ + I keeps the perturbed matrix symmetric positive definite
-    let cov = |b: &Tensor| -> Result<Tensor> { Ok(b.matmul(&linalg::mt(b)?)?.broadcast_add(&linalg::eye_like(3, b)?)?) };
-    check_grad("log_prob d cov", &b0, |b| Ok(MultivariateNormal::from_covariance_matrix(&loc0, &cov(b)?)?.log_prob(&x)?.sum_all()?));
-    check_grad("log_prob d prec", &b0, |b| Ok(MultivariateNormal::from_precision_matrix(&loc0, &cov(b)?)?.log_prob(&x)?.sum_all()?));
-    check_grad("log_prob d loc", &loc0, |loc| Ok(MultivariateNormal::from_covariance_matrix(loc, &cov(&b0)?)?.log_prob(&x)?.sum_all()?));
+    let cov =
+        |b: &Tensor| -> Result<Tensor> { Ok(b.matmul(&linalg::mt(b)?)?.broadcast_add(&linalg::eye_like(3, b)?)?) };
+    check_grad("log_prob d cov", &b0, |b| {
+        Ok(MultivariateNormal::from_covariance_matrix(&loc0, &cov(b)?)?.log_prob(&x)?.sum_all()?)
+    });
+    check_grad("log_prob d prec", &b0, |b| {
+        Ok(MultivariateNormal::from_precision_matrix(&loc0, &cov(b)?)?.log_prob(&x)?.sum_all()?)
+    });
+    check_grad("log_prob d loc", &loc0, |loc| {
+        Ok(MultivariateNormal::from_covariance_matrix(loc, &cov(&b0)?)?.log_prob(&x)?.sum_all()?)
+    });
     let g = &fx["lowrank"];
     let (gl, gw, gd, gx) = (ft(&g["loc"]), ft(&g["cov_factor"]), ft(&g["cov_diag"]), ft(&g["x"]));
-    check_grad("lowrank log_prob d W", &gw, |w| Ok(LowRankMultivariateNormal::new(&gl, w, &gd)?.log_prob(&gx)?.sum_all()?));
-    check_grad("lowrank log_prob d D", &gd, |d| Ok(LowRankMultivariateNormal::new(&gl, &gw, d)?.log_prob(&gx)?.sum_all()?));
+    check_grad("lowrank log_prob d W", &gw, |w| {
+        Ok(LowRankMultivariateNormal::new(&gl, w, &gd)?.log_prob(&gx)?.sum_all()?)
+    });
+    check_grad("lowrank log_prob d D", &gd, |d| {
+        Ok(LowRankMultivariateNormal::new(&gl, &gw, d)?.log_prob(&gx)?.sum_all()?)
+    });
 }
 
 #[test]
@@ -383,19 +418,23 @@ fn mvn_validation_errors_name_arguments_and_shapes() {
     assert!(matches!(e, Error::InvalidParameter { arg: "precision_matrix", .. }), "{e}");
     let upper = t64(&[1.0, 0.5, 0.0, 1.0], &[2, 2]);
     let e = MultivariateNormal::from_scale_tril(0.0, &upper).unwrap_err();
-    assert!(matches!(e, Error::InvalidParameter { arg: "scale_tril", .. }) && e.to_string().contains("lower_cholesky"), "{e}");
+    assert!(
+        matches!(e, Error::InvalidParameter { arg: "scale_tril", .. }) && e.to_string().contains("lower_cholesky"),
+        "{e}"
+    );
     let eye3 = linalg::eye_like(3, &t64(&[0.0], &[1])).unwrap();
-    let e = MultivariateNormal::from_covariance_matrix(&t64(&[0.0; 4], &[4]), &eye3).unwrap_err();
+    let e = MultivariateNormal::from_covariance_matrix(t64(&[0.0; 4], &[4]), &eye3).unwrap_err();
     let s = e.to_string();
     assert!(matches!(e, Error::ShapeMismatch { .. }) && s.contains("[4]") && s.contains("[3, 3]"), "{s}");
-    let e = MultivariateNormal::from_covariance_matrix(0.0, &t64(&[1.0; 6], &[2, 3])).unwrap_err();
+    let e = MultivariateNormal::from_covariance_matrix(0.0, t64(&[1.0; 6], &[2, 3])).unwrap_err();
     assert!(e.to_string().contains("[2, 3]"), "{e}");
-    let e = MultivariateNormal::from_scale_tril(&t64(&[0.0; 6], &[2, 3]), &eye3.broadcast_as((4, 3, 3)).unwrap()).unwrap_err();
+    let e = MultivariateNormal::from_scale_tril(t64(&[0.0; 6], &[2, 3]), eye3.broadcast_as((4, 3, 3)).unwrap())
+        .unwrap_err();
     let s = e.to_string();
     assert!(s.contains("[2]") && s.contains("[4]") && s.contains("loc") && s.contains("scale_tril"), "{s}");
     let e = MultivariateNormal::from_scale_tril(0.0, 1.0).unwrap_err();
     assert!(e.to_string().contains("scale_tril"), "{e}");
-    let e = MultivariateNormal::from_scale_tril(&t64(&[0.0; 3], &[3]).to_dtype(DType::F32).unwrap(), &eye3).unwrap_err();
+    let e = MultivariateNormal::from_scale_tril(t64(&[0.0; 3], &[3]).to_dtype(DType::F32).unwrap(), &eye3).unwrap_err();
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
     let d = MultivariateNormal::from_scale_tril(0.0, &eye3).unwrap();
     let e = d.log_prob(&t64(&[0.0; 4], &[4])).unwrap_err();
@@ -405,9 +444,9 @@ fn mvn_validation_errors_name_arguments_and_shapes() {
     assert!(matches!(e, Error::OutOfSupport { .. }), "{e}");
     // low rank
     let w = t64(&[1.0; 6], &[3, 2]);
-    let e = LowRankMultivariateNormal::new(0.0, &w, &t64(&[1.0, -1.0, 1.0], &[3])).unwrap_err();
+    let e = LowRankMultivariateNormal::new(0.0, &w, t64(&[1.0, -1.0, 1.0], &[3])).unwrap_err();
     assert!(matches!(e, Error::InvalidParameter { arg: "cov_diag", .. }), "{e}");
-    let e = LowRankMultivariateNormal::new(&t64(&[0.0; 4], &[4]), &w, 1.0).unwrap_err();
+    let e = LowRankMultivariateNormal::new(t64(&[0.0; 4], &[4]), &w, 1.0).unwrap_err();
     let s = e.to_string();
     assert!(s.contains("[4]") && s.contains("[3, 2]"), "{s}");
 }
@@ -423,7 +462,7 @@ fn lkj_log_prob_matches_torch_formula() {
         let dim = case["dim"].as_u64().unwrap() as usize;
         let eta = case["eta"].as_f64().unwrap();
         for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-4)] {
-            let d = LkjCholesky::new(dim, &Tensor::new(eta, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()).unwrap();
+            let d = LkjCholesky::new(dim, Tensor::new(eta, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()).unwrap();
             let v = ft(&case["value"]).to_dtype(dtype).unwrap();
             let lp = d.log_prob(&v).unwrap();
             assert_eq!(lp.dims(), &[4]);
@@ -443,7 +482,7 @@ fn lkj_dim2_is_a_scaled_beta() {
         for &x in &r {
             v.extend([1.0, 0.0, x, (1.0 - x * x).sqrt()]);
         }
-        let lp = LkjCholesky::new(2, &t64(&[eta], &[])).unwrap().log_prob(&t64(&v, &[r.len(), 2, 2])).unwrap();
+        let lp = LkjCholesky::new(2, t64(&[eta], &[])).unwrap().log_prob(&t64(&v, &[r.len(), 2, 2])).unwrap();
         assert_close(&format!("lkj beta eta {eta}"), &vec64(&lp), &fv(&c["log_prob"]), 1e-10, 1e-10);
     }
 }
@@ -473,7 +512,11 @@ fn lkj_samples_have_the_right_correlation_moments() {
                     assert!(mean.abs() <= 4.0 * se, "dim {dim} eta {eta} r[{i}{j}] mean {mean} (4 SE {})", 4.0 * se);
                     let sq = r.iter().map(|x| x * x).sum::<f64>() / n as f64;
                     let se = ((m4 - m2 * m2) / n as f64).sqrt();
-                    assert!((sq - m2).abs() <= 4.0 * se, "dim {dim} eta {eta} r[{i}{j}] E r² {sq}, want {m2} ± {}", 4.0 * se);
+                    assert!(
+                        (sq - m2).abs() <= 4.0 * se,
+                        "dim {dim} eta {eta} r[{i}{j}] E r² {sq}, want {m2} ± {}",
+                        4.0 * se
+                    );
                 }
             }
         }
@@ -485,12 +528,14 @@ fn lkj_gradient_errors_and_expand() {
     let f = &fixture()["lkj"];
     let case = &f["cases"][3];
     let v = ft(&case["value"]);
-    check_grad("lkj d concentration", &t64(&[2.5], &[1]), |eta| Ok(LkjCholesky::new(3, eta)?.log_prob(&v)?.sum_all()?));
+    check_grad("lkj d concentration", &t64(&[2.5], &[1]), |eta| {
+        Ok(LkjCholesky::new(3, eta)?.log_prob(&v)?.sum_all()?)
+    });
     let e = LkjCholesky::new(1, 1.0).unwrap_err();
     assert!(e.to_string().contains("dim"), "{e}");
     let e = LkjCholesky::new(3, 0.0).unwrap_err();
     assert!(matches!(e, Error::InvalidParameter { arg: "concentration", .. }), "{e}");
-    let d = LkjCholesky::new(3, &t64(&[1.0], &[])).unwrap();
+    let d = LkjCholesky::new(3, t64(&[1.0], &[])).unwrap();
     let e = d.log_prob(&t64(&[1.0, 0.0, 0.0, 1.0], &[2, 2])).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { .. }) && e.to_string().contains("[2, 2]"), "{e}");
     let not_corr = linalg::eye_like(3, &v).unwrap().affine(2.0, 0.0).unwrap();
@@ -504,156 +549,4 @@ fn lkj_gradient_errors_and_expand() {
 
 // ---------------------------------------------------------------- KL registry
 
-use crate::dist::{
-    Bernoulli, Beta, Categorical, Delta, Dirichlet, DistributionExt, Gamma, Normal, kl_divergence, register_kl,
-};
-
-/// Monte Carlo `E_p[log p − log q]` per batch element, with its standard error (sample std / √N).
-fn mc_kl(p: &dyn Distribution, q: &dyn Distribution, n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
-    let x = p.sample(&mut rng(seed), &[n]).unwrap();
-    let d = p.log_prob(&x).unwrap().sub(&q.log_prob(&x).unwrap()).unwrap();
-    let b: usize = d.dims()[1..].iter().product();
-    let v = vec64(&d);
-    (0..b)
-        .map(|j| {
-            let xs: Vec<f64> = (0..n).map(|s| v[s * b + j]).collect();
-            let m = xs.iter().sum::<f64>() / n as f64;
-            let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
-            (m, (var / n as f64).sqrt())
-        })
-        .unzip()
-}
-
-/// Checks the closed-form KL against a Monte Carlo estimate (4 standard errors) and, when
-/// given, against reference values.
-fn check_kl(what: &str, p: &dyn Distribution, q: &dyn Distribution, want: Option<&[f64]>, seed: u64) {
-    let kl = vec64(&kl_divergence(p, q).unwrap());
-    if let Some(w) = want {
-        assert_close(&format!("{what} vs reference"), &kl, w, 1e-8, 1e-10);
-    }
-    let (m, se) = mc_kl(p, q, 20000, seed);
-    assert_eq!(kl.len(), m.len(), "{what}: batch sizes");
-    for i in 0..kl.len() {
-        assert!((kl[i] - m[i]).abs() <= 4.0 * se[i], "{what}[{i}]: closed form {} vs Monte Carlo {} ± {}", kl[i], m[i], 4.0 * se[i]);
-    }
-}
-
-#[test]
-fn kl_normal_and_mvn() {
-    let fx = fixture();
-    let k = &fx["kl"];
-    let nn = k["normal"].as_array().unwrap();
-    let col = |key: &str, i: usize| t64(&nn.iter().map(|c| c[key][i].as_f64().unwrap()).collect::<Vec<_>>(), &[nn.len()]);
-    let p = Normal::new(&col("p", 0), &col("p", 1)).unwrap();
-    let q = Normal::new(&col("q", 0), &col("q", 1)).unwrap();
-    let want: Vec<f64> = nn.iter().map(|c| c["kl"].as_f64().unwrap()).collect();
-    check_kl("normal", &p, &q, Some(&want), 50);
-    // closed-form spot value: KL(N(0, 1) ‖ N(1, 2)) = log 2 + (1 + 1)/8 − ½
-    let spot = kl_divergence(&Normal::new(&t64(&[0.0], &[]), 1.0).unwrap(), &Normal::new(&t64(&[1.0], &[]), 2.0).unwrap()).unwrap();
-    assert_close("normal spot", &[spot.to_scalar::<f64>().unwrap()], &[2f64.ln() + 0.25 - 0.5], 1e-14, 1e-14);
-
-    let m = &k["mvn"];
-    let p = MultivariateNormal::from_covariance_matrix(&ft(&m["loc_p"]), &ft(&m["cov_p"])).unwrap();
-    let q = MultivariateNormal::from_covariance_matrix(&ft(&m["loc_q"]), &ft(&m["cov_q"])).unwrap();
-    check_kl("mvn", &p, &q, Some(&[m["kl"].as_f64().unwrap()]), 51);
-    // batched p against a shared q
-    let f = &fx["mvn"];
-    let pb = MultivariateNormal::from_scale_tril(&ft(&f["loc"]), &ft(&f["scale_tril"])).unwrap();
-    let kl = kl_divergence(&pb, &q).unwrap();
-    assert_eq!(kl.dims(), &[2]);
-    check_kl("mvn batched", &pb, &q, None, 52);
-    // gradient of the KL wrt q's loc and covariance factor
-    let b0 = weights(&[3, 3], 53);
-    let lq = ft(&m["loc_q"]);
-    check_grad("kl mvn d cov_q", &b0, |b| {
-        let cov = b.matmul(&b.t()?)?.broadcast_add(&linalg::eye_like(3, b)?)?;
-        kl_divergence(&p, &MultivariateNormal::from_covariance_matrix(&lq, &cov)?)
-    });
-    check_grad("kl mvn d loc_q", &lq, |l| kl_divergence(&p, &MultivariateNormal::from_scale_tril(l, &q.scale_tril()?)?));
-    // event sizes must agree
-    let q2 = MultivariateNormal::from_scale_tril(0.0, &linalg::eye_like(2, &lq).unwrap()).unwrap();
-    let e = kl_divergence(&p, &q2).unwrap_err();
-    assert!(e.to_string().contains("[3]") && e.to_string().contains("[2]"), "{e}");
-}
-
-#[test]
-fn kl_independent_sums_the_base_kl() {
-    let p = Normal::new(&weights(&[2, 3], 60), &t64(&[0.5, 1.0, 1.5, 2.0, 0.7, 1.1], &[2, 3])).unwrap();
-    let q = Normal::new(&weights(&[2, 3], 61), &t64(&[1.0, 0.8, 1.2, 1.0, 0.9, 1.3], &[2, 3])).unwrap();
-    let base = vec64(&kl_divergence(&p, &q).unwrap());
-    let (pi, qi) = (p.clone().to_event(1).unwrap(), q.clone().to_event(1).unwrap());
-    let want: Vec<f64> = base.chunks(3).map(|c| c.iter().sum()).collect();
-    check_kl("independent", &pi, &qi, Some(&want), 62);
-    let e = kl_divergence(&pi, &p.clone().to_event(2).unwrap().to_event(0).unwrap()).unwrap_err();
-    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-    let e = kl_divergence(&pi, &q.to_event(2).unwrap()).unwrap_err();
-    assert!(e.to_string().contains("1 and 2"), "{e}");
-}
-
-#[test]
-fn kl_beta_gamma_dirichlet() {
-    let k = &fixture()["kl"];
-    let two = |v: &Value| (t64(&[v[0].as_f64().unwrap()], &[1]), t64(&[v[1].as_f64().unwrap()], &[1]));
-    let (a, b) = two(&k["beta"]["p"]);
-    let (c, d) = two(&k["beta"]["q"]);
-    check_kl("beta", &Beta::new(&a, &b).unwrap(), &Beta::new(&c, &d).unwrap(), Some(&[k["beta"]["kl"].as_f64().unwrap()]), 70);
-    let (a, b) = two(&k["gamma"]["p"]);
-    let (c, d) = two(&k["gamma"]["q"]);
-    check_kl("gamma", &Gamma::new(&a, &b).unwrap(), &Gamma::new(&c, &d).unwrap(), Some(&[k["gamma"]["kl"].as_f64().unwrap()]), 71);
-    let dp = Dirichlet::new(&t64(&fv(&k["dirichlet"]["p"]), &[3])).unwrap();
-    let dq = Dirichlet::new(&t64(&fv(&k["dirichlet"]["q"]), &[3])).unwrap();
-    let want = k["dirichlet"]["kl"].as_f64().unwrap();
-    assert_close("dirichlet", &[kl_divergence(&dp, &dq).unwrap().to_scalar::<f64>().unwrap()], &[want], 1e-10, 1e-12);
-    let (m, se) = mc_kl(&dp, &dq, 20000, 72);
-    assert!((m[0] - want).abs() <= 4.0 * se[0], "dirichlet MC {} vs {want} ± {}", m[0], 4.0 * se[0]);
-    // batched Dirichlet broadcast against a single one
-    let db = Dirichlet::new(&t64(&[1.5, 2.0, 0.7, 3.0, 1.0, 1.0], &[2, 3])).unwrap();
-    assert_eq!(kl_divergence(&db, &dq).unwrap().dims(), &[2]);
-    check_kl("dirichlet batched", &db, &dq, None, 73);
-}
-
-#[test]
-fn kl_bernoulli_categorical_delta() {
-    let k = &fixture()["kl"];
-    let bp = Bernoulli::new(&t64(&[k["bernoulli"]["p"].as_f64().unwrap()], &[1])).unwrap();
-    let bq = Bernoulli::new(&t64(&[k["bernoulli"]["q"].as_f64().unwrap()], &[1])).unwrap();
-    check_kl("bernoulli", &bp, &bq, Some(&[k["bernoulli"]["kl"].as_f64().unwrap()]), 80);
-    let cp = Categorical::new(&t64(&fv(&k["categorical"]["p"]), &[3])).unwrap();
-    let cq = Categorical::new(&t64(&fv(&k["categorical"]["q"]), &[3])).unwrap();
-    let want = k["categorical"]["kl"].as_f64().unwrap();
-    assert_close("categorical", &[kl_divergence(&cp, &cq).unwrap().to_scalar::<f64>().unwrap()], &[want], 1e-10, 1e-12);
-    let (m, se) = mc_kl(&cp, &cq, 20000, 81);
-    assert!((m[0] - want).abs() <= 4.0 * se[0], "categorical MC {} vs {want} ± {}", m[0], 4.0 * se[0]);
-    // a zero-probability category in p contributes 0, with a finite gradient
-    let pz = Var::new(&[0.0f64, 0.6, 0.4], &Device::Cpu).unwrap();
-    let kz = kl_divergence(&Categorical::new(pz.as_tensor()).unwrap(), &cq).unwrap();
-    let want_z = 0.6 * (0.6f64 / 0.4).ln() + 0.4 * (0.4f64 / 0.2).ln();
-    assert_close("categorical zero", &[kz.to_scalar::<f64>().unwrap()], &[want_z], 1e-10, 1e-12);
-    let g = kz.backward().unwrap();
-    assert!(vec64(g.get(pz.as_tensor()).unwrap()).iter().all(|x| x.is_finite()));
-    // Delta: KL(δ_v ‖ q) = −q.log_prob(v) + log_density
-    let v = t64(&[0.3, -1.2], &[2]);
-    let q = Normal::new(&t64(&[0.0, 1.0], &[2]), 2.0).unwrap();
-    let dd = Delta::new(&v, &t64(&[0.5, -0.25], &[2]), 0).unwrap();
-    let want: Vec<f64> =
-        vec64(&q.log_prob(&v).unwrap()).iter().zip([0.5, -0.25]).map(|(lq, ld)| -lq + ld).collect();
-    assert_close("delta", &vec64(&kl_divergence(&dd, &q).unwrap()), &want, 1e-14, 1e-14);
-}
-
-#[test]
-fn kl_unsupported_pairs_name_both_and_rules_can_be_registered() {
-    let n = Normal::new(&t64(&[0.0], &[]), 1.0).unwrap();
-    let g = Gamma::new(&t64(&[2.0], &[]), 1.0).unwrap();
-    let e = kl_divergence(&n, &g).unwrap_err();
-    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-    let s = e.to_string();
-    assert!(s.contains("`Normal`") && s.contains("`Gamma`"), "{s}");
-    // a user rule for a pair that has no built-in one (LkjCholesky with itself, equal dims)
-    let a = LkjCholesky::new(3, &t64(&[2.0], &[])).unwrap();
-    assert!(kl_divergence(&a, &a).is_err());
-    register_kl(|p, q| {
-        let (_p, _q) = (p.as_any().downcast_ref::<LkjCholesky>()?, q.as_any().downcast_ref::<LkjCholesky>()?);
-        Some(Ok(Tensor::new(0.0f64, &Device::Cpu).unwrap()))
-    });
-    assert_eq!(kl_divergence(&a, &a).unwrap().to_scalar::<f64>().unwrap(), 0.0);
-}
+mod kl;

@@ -238,7 +238,8 @@ pub fn parse_site(mac: SiteMacro, tokens: TokenStream, span: Span) -> syn::Resul
                     }
                     continue;
                 }
-                if !kwargs.is_empty() && !(mac == SiteMacro::Plate && is_last) {
+                let plate_body = mac == SiteMacro::Plate && is_last;
+                if !kwargs.is_empty() && !plate_body {
                     errors.error_spanned(
                         &e,
                         format!(
@@ -316,13 +317,8 @@ pub fn parse_site(mac: SiteMacro, tokens: TokenStream, span: Span) -> syn::Resul
     };
     let arg = positional.next().expect("checked above");
     let body = positional.next();
-    if let Some(b) = &body {
-        if !matches!(b, Expr::Closure(_)) {
-            return Err(syn::Error::new_spanned(
-                b,
-                "the last argument of `plate!` must be the body closure `|idx| { ... }`",
-            ));
-        }
+    if let Some(b) = body.as_ref().filter(|b| !matches!(b, Expr::Closure(_))) {
+        return Err(syn::Error::new_spanned(b, "the last argument of `plate!` must be the body closure `|idx| { ... }`"));
     }
     let call = SiteCall { mac, span, name, arg, body, kwargs };
     validate_values(&call)?;
@@ -334,10 +330,8 @@ fn validate_values(call: &SiteCall) -> syn::Result<()> {
     if let Some(KwArg { value: Some(v), .. }) = call.kw("enumerate") {
         enumerate_variant(v)?;
     }
-    if call.kw("sequential").is_some() {
-        if let Some(d) = call.kw("dim") {
-            return Err(syn::Error::new(d.key.span(), "a `sequential` plate has no tensor `dim`"));
-        }
+    if let (Some(_), Some(d)) = (call.kw("sequential"), call.kw("dim")) {
+        return Err(syn::Error::new(d.key.span(), "a `sequential` plate has no tensor `dim`"));
     }
     Ok(())
 }

@@ -99,7 +99,9 @@ fn constraint(v: &Expr, krate: &syn::Path) -> TokenStream {
 
 /// The expansion of one site macro; `meta` is the `Option<&'static SiteMeta>` expression.
 pub fn site(call: &SiteCall, krate: &syn::Path, meta: Option<TokenStream>) -> TokenStream {
-    let span = call.span;
+    // Located at the user's macro name (errors show there), resolved as macro output: lints
+    // such as clippy's `needless_update` then treat the generated code as generated.
+    let span = call.span.resolved_at(Span::mixed_site());
     let name = match &call.name {
         SiteName::Literal(l) => quote!(#l),
         SiteName::Dynamic(e) => quote!(#e),
@@ -128,7 +130,6 @@ pub fn site(call: &SiteCall, krate: &syn::Path, meta: Option<TokenStream>) -> To
             quote_spanned! {span=>
                 (#p::sample_with(#name, #arg, #p::SampleOptions {
                     obs: #obs, mask: #mask, infer: #infer, meta: #meta,
-                    ..::core::default::Default::default()
                 }))?
             }
         }
@@ -143,7 +144,6 @@ pub fn site(call: &SiteCall, krate: &syn::Path, meta: Option<TokenStream>) -> To
             quote_spanned! {span=>
                 (#p::param_with(#name, #init, #p::ParamOptions {
                     constraint: #constraint, event_dim: #event_dim, meta: #meta,
-                    ..::core::default::Default::default()
                 }))?
             }
         }
@@ -165,7 +165,6 @@ pub fn site(call: &SiteCall, krate: &syn::Path, meta: Option<TokenStream>) -> To
             quote_spanned! {span=>
                 #p::#f(#name, #arg, #p::PlateOptions {
                     subsample_size: #subsample_size, subsample: #subsample, dim: #dim, meta: #meta,
-                    ..::core::default::Default::default()
                 }, #body)
             }
         }

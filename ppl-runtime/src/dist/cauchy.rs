@@ -33,8 +33,8 @@ impl Cauchy {
     /// A Cauchy with location `loc` and scale `scale > 0` (scalars or tensors, broadcast).
     pub fn new(loc: impl Into<Arg>, scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("Cauchy", vec![("loc", loc.into()), ("scale", scale.into())])?;
-        args::validate_param("Cauchy", "loc", &r.tensors[0], &Constraint::Real)?;
-        args::validate_param("Cauchy", "scale", &r.tensors[1], &Constraint::Positive)?;
+        ops::check_param("Cauchy", "loc", &r.tensors[0], &Constraint::Real)?;
+        ops::check_param("Cauchy", "scale", &r.tensors[1], &Constraint::Positive)?;
         let [loc, scale] = ops::take(r.tensors);
         Ok(Cauchy { loc, scale, batch_shape: r.shape })
     }
@@ -83,7 +83,7 @@ impl Distribution for Cauchy {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Cauchy", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("Cauchy", value, &Constraint::Real)?;
+        ops::check_support("Cauchy", value, &Constraint::Real)?;
         let l = log1p(&self.z(value)?.sqr()?)?;
         Ok(l.broadcast_add(&self.scale.log()?)?.affine(-1.0, -PI.ln())?)
     }
@@ -105,7 +105,7 @@ impl Distribution for Cauchy {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Cauchy", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("Cauchy", value, &Constraint::UnitInterval)?;
+        ops::check_support("Cauchy", value, &Constraint::UnitInterval)?;
         self.icdf_unchecked(value)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

@@ -47,7 +47,7 @@ impl Dirichlet {
                 hint: Some("wrap a single concentration in a 1-element vector".into()),
             });
         }
-        args::validate_param("Dirichlet", "concentration", &c, &Constraint::Positive)?;
+        ops::check_param("Dirichlet", "concentration", &c, &Constraint::Positive)?;
         let (batch, k) = c.dims().split_at(c.rank() - 1);
         Ok(Dirichlet { batch_shape: batch.to_vec(), event_shape: k.to_vec(), concentration: c, log_norm: OnceLock::new() })
     }
@@ -98,7 +98,7 @@ impl Distribution for Dirichlet {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Dirichlet", value, &self.batch_shape, &self.event_shape, self.dtype())?;
-        args::validate_value("Dirichlet", value, &Constraint::Simplex)?;
+        ops::check_support("Dirichlet", value, &Constraint::Simplex)?;
         let t = ops::xlogy(&self.concentration.affine(1.0, -1.0)?, value)?.sum(D::Minus1)?;
         Ok(t.broadcast_add(self.log_norm()?)?)
     }

@@ -28,7 +28,7 @@ impl Exponential {
     /// An exponential with rate `rate > 0` (a scalar or a tensor).
     pub fn new(rate: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("Exponential", vec![("rate", rate.into())])?;
-        args::validate_param("Exponential", "rate", &r.tensors[0], &Constraint::Positive)?;
+        ops::check_param("Exponential", "rate", &r.tensors[0], &Constraint::Positive)?;
         let [rate] = ops::take(r.tensors);
         Ok(Exponential { rate, batch_shape: r.shape })
     }
@@ -68,7 +68,7 @@ impl Distribution for Exponential {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Exponential", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("Exponential", value, &Constraint::Nonnegative)?;
+        ops::check_support("Exponential", value, &Constraint::Nonnegative)?;
         Ok(self.rate.log()?.broadcast_sub(&value.broadcast_mul(&self.rate)?)?)
     }
     fn support(&self) -> Constraint {
@@ -89,7 +89,7 @@ impl Distribution for Exponential {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Exponential", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("Exponential", value, &Constraint::UnitInterval)?;
+        ops::check_support("Exponential", value, &Constraint::UnitInterval)?;
         Ok(log1p(&value.neg()?)?.neg()?.broadcast_div(&self.rate)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

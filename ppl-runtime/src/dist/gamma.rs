@@ -53,8 +53,8 @@ impl Gamma {
     pub(crate) fn named(dist: &'static str, concentration: Arg, rate: Arg) -> Result<Self> {
         let consts = ops::host_const(&concentration).zip(ops::host_const(&rate));
         let r = args::resolve(dist, vec![("concentration", concentration), ("rate", rate)])?;
-        args::validate_param(dist, "concentration", &r.tensors[0], &Constraint::Positive)?;
-        args::validate_param(dist, "rate", &r.tensors[1], &Constraint::Positive)?;
+        ops::check_param(dist, "concentration", &r.tensors[0], &Constraint::Positive)?;
+        ops::check_param(dist, "rate", &r.tensors[1], &Constraint::Positive)?;
         let [concentration, rate] = ops::take(r.tensors);
         Ok(Gamma { concentration, rate, batch_shape: r.shape, consts, log_norm: OnceLock::new() })
     }
@@ -134,7 +134,7 @@ impl Distribution for Gamma {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Gamma", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("Gamma", value, &Constraint::Nonnegative)?;
+        ops::check_support("Gamma", value, &Constraint::Nonnegative)?;
         self.log_prob_unchecked(value)
     }
     fn support(&self) -> Constraint {
@@ -185,7 +185,14 @@ impl CustomOp1 for GammaLogPdf {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         use candle_core::cpu_backend::unary_map;
         let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(unary_map(v, l, |x| self.f(x as f64) as f32)),
+            CpuStorage::F32(v) => {
+                let (a1, b, c) = ((self.a - 1.0) as f32, self.b as f32, self.c as f32);
+                if self.a == 1.0 {
+                    CpuStorage::F32(unary_map(v, l, |x| c - b * x))
+                } else {
+                    CpuStorage::F32(unary_map(v, l, |x| a1 * x.ln() - b * x + c))
+                }
+            }
             CpuStorage::F64(v) => CpuStorage::F64(unary_map(v, l, |x| self.f(x))),
             s => candle_core::bail!("`Gamma.log_prob` needs an f32 or f64 value, got {:?}", s.dtype()),
         };

@@ -32,7 +32,7 @@ impl HalfCauchy {
     /// A half-Cauchy with scale `scale > 0` (a scalar or a tensor).
     pub fn new(scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("HalfCauchy", vec![("scale", scale.into())])?;
-        args::validate_param("HalfCauchy", "scale", &r.tensors[0], &Constraint::Positive)?;
+        ops::check_param("HalfCauchy", "scale", &r.tensors[0], &Constraint::Positive)?;
         let [scale] = ops::take(r.tensors);
         Ok(HalfCauchy { scale, batch_shape: r.shape })
     }
@@ -76,7 +76,7 @@ impl Distribution for HalfCauchy {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfCauchy", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("HalfCauchy", value, &Constraint::Nonnegative)?;
+        ops::check_support("HalfCauchy", value, &Constraint::Nonnegative)?;
         let l = log1p(&value.broadcast_div(&self.scale)?.sqr()?)?;
         Ok(l.broadcast_add(&self.scale.log()?)?.affine(-1.0, (2.0 / PI).ln())?)
     }
@@ -98,7 +98,7 @@ impl Distribution for HalfCauchy {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfCauchy", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("HalfCauchy", value, &Constraint::UnitInterval)?;
+        ops::check_support("HalfCauchy", value, &Constraint::UnitInterval)?;
         self.icdf_unchecked(value)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

@@ -4,6 +4,7 @@ use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
 use crate::dist::normal::{HALF_LN_2PI, ops};
+use crate::dist::special;
 use crate::error::Result;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
@@ -29,7 +30,7 @@ impl HalfNormal {
     /// A half-normal with scale `scale > 0` (a scalar or a tensor).
     pub fn new(scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("HalfNormal", vec![("scale", scale.into())])?;
-        args::validate_param("HalfNormal", "scale", &r.tensors[0], &Constraint::Positive)?;
+        ops::check_param("HalfNormal", "scale", &r.tensors[0], &Constraint::Positive)?;
         let [scale] = ops::take(r.tensors);
         Ok(HalfNormal { scale, batch_shape: r.shape })
     }
@@ -69,7 +70,7 @@ impl Distribution for HalfNormal {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfNormal", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("HalfNormal", value, &Constraint::Nonnegative)?;
+        ops::check_support("HalfNormal", value, &Constraint::Nonnegative)?;
         let z2 = value.broadcast_div(&self.scale)?.sqr()?;
         Ok(z2.affine(-0.5, LN_2 - HALF_LN_2PI)?.broadcast_sub(&self.scale.log()?)?)
     }
@@ -93,9 +94,9 @@ impl Distribution for HalfNormal {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfNormal", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("HalfNormal", value, &Constraint::UnitInterval)?;
+        ops::check_support("HalfNormal", value, &Constraint::UnitInterval)?;
         // Φ⁻¹((1 + p) / 2) σ
-        Ok(ops::ndtri(&value.affine(0.5, 0.5)?)?.broadcast_mul(&self.scale)?)
+        Ok(special::ndtri(&value.affine(0.5, 0.5)?)?.broadcast_mul(&self.scale)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(HalfNormal {

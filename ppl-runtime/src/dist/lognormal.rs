@@ -4,6 +4,7 @@ use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
 use crate::dist::normal::{HALF_LN_2PI, ops};
+use crate::dist::special;
 use crate::dist::special::expm1;
 use crate::error::Result;
 use crate::rng::Rng;
@@ -31,8 +32,8 @@ impl LogNormal {
     /// A log-normal whose logarithm has mean `loc` and standard deviation `scale > 0`.
     pub fn new(loc: impl Into<Arg>, scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("LogNormal", vec![("loc", loc.into()), ("scale", scale.into())])?;
-        args::validate_param("LogNormal", "loc", &r.tensors[0], &Constraint::Real)?;
-        args::validate_param("LogNormal", "scale", &r.tensors[1], &Constraint::Positive)?;
+        ops::check_param("LogNormal", "loc", &r.tensors[0], &Constraint::Real)?;
+        ops::check_param("LogNormal", "scale", &r.tensors[1], &Constraint::Positive)?;
         let [loc, scale] = ops::take(r.tensors);
         Ok(LogNormal { loc, scale, batch_shape: r.shape })
     }
@@ -77,7 +78,7 @@ impl Distribution for LogNormal {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("LogNormal", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("LogNormal", value, &Constraint::Positive)?;
+        ops::check_support("LogNormal", value, &Constraint::Positive)?;
         let y = value.log()?;
         let z = y.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?;
         let lp = z.sqr()?.affine(-0.5, -HALF_LN_2PI)?.broadcast_sub(&self.scale.log()?)?;
@@ -100,12 +101,12 @@ impl Distribution for LogNormal {
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("LogNormal", value, &self.batch_shape, &[], self.dtype())?;
         let z = value.log()?.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?;
-        ops::std_normal_cdf(&z)
+        special::ndtr(&z)
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("LogNormal", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("LogNormal", value, &Constraint::UnitInterval)?;
-        Ok(ops::ndtri(value)?.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?.exp()?)
+        ops::check_support("LogNormal", value, &Constraint::UnitInterval)?;
+        Ok(special::ndtri(value)?.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?.exp()?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(LogNormal {

@@ -4,6 +4,7 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
+use crate::dist::special;
 use crate::error::Result;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
@@ -39,8 +40,8 @@ impl Normal {
         let (loc, scale) = (loc.into(), scale.into());
         let consts = ops::host_const(&loc).zip(ops::host_const(&scale));
         let r = args::resolve("Normal", vec![("loc", loc), ("scale", scale)])?;
-        args::validate_param("Normal", "loc", &r.tensors[0], &Constraint::Real)?;
-        args::validate_param("Normal", "scale", &r.tensors[1], &Constraint::Positive)?;
+        ops::check_param("Normal", "loc", &r.tensors[0], &Constraint::Real)?;
+        ops::check_param("Normal", "scale", &r.tensors[1], &Constraint::Positive)?;
         let [loc, scale]: [Tensor; 2] = ops::take(r.tensors);
         Ok(Normal { loc, scale, batch_shape: r.shape, consts, log_scale: OnceLock::new() })
     }
@@ -96,12 +97,12 @@ impl Distribution for Normal {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("Normal", value, &Constraint::Real)?;
+        ops::check_support("Normal", value, &Constraint::Real)?;
+        if let Some((loc, scale)) = self.consts {
+            return Ok(value.apply_op1(NormalLogPdf { loc, scale })?);
+        }
         let z2 = self.standardize(value)?.sqr()?;
-        Ok(match self.consts {
-            Some((_, s)) => z2.affine(-0.5, -HALF_LN_2PI - s.ln())?,
-            None => z2.affine(-0.5, -HALF_LN_2PI)?.broadcast_sub(self.log_scale()?)?,
-        })
+        Ok(z2.affine(-0.5, -HALF_LN_2PI)?.broadcast_sub(self.log_scale()?)?)
     }
     fn support(&self) -> Constraint {
         Constraint::Real
@@ -117,12 +118,12 @@ impl Distribution for Normal {
     }
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
-        ops::std_normal_cdf(&self.standardize(value)?)
+        special::ndtr(&self.standardize(value)?)
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("Normal", value, &Constraint::UnitInterval)?;
-        Ok(ops::ndtri(value)?.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?)
+        ops::check_support("Normal", value, &Constraint::UnitInterval)?;
+        Ok(special::ndtri(value)?.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(Normal {
@@ -138,12 +139,52 @@ impl Distribution for Normal {
     }
 }
 
+/// `-½((x - loc)/scale)² - log(scale) - ½log(2π)` in one pass, for constant `loc`, `scale`
+/// (gradient to `x` only); f32 values are computed in f32.
+struct NormalLogPdf {
+    loc: f64,
+    scale: f64,
+}
+
+impl candle_core::CustomOp1 for NormalLogPdf {
+    fn name(&self) -> &'static str {
+        "normal_log_pdf"
+    }
+    fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage as S;
+        use candle_core::backend::BackendStorage;
+        use candle_core::cpu_backend::unary_map;
+        let (m, c) = (1.0 / self.scale, -HALF_LN_2PI - self.scale.ln());
+        let out = match s {
+            S::F32(v) => {
+                let (loc, m, c) = (self.loc as f32, m as f32, c as f32);
+                S::F32(unary_map(v, l, |x| {
+                    let z = (x - loc) * m;
+                    -0.5 * z * z + c
+                }))
+            }
+            S::F64(v) => S::F64(unary_map(v, l, |x| {
+                let z = (x - self.loc) * m;
+                -0.5 * z * z + c
+            })),
+            s => candle_core::bail!("`Normal.log_prob` needs an f32 or f64 value, got {:?}", s.dtype()),
+        };
+        Ok((out, l.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let v = self.scale * self.scale;
+        Ok(Some(g.mul(&x.affine(-1.0 / v, self.loc / v)?)?))
+    }
+}
+
 /// Elementwise ops the continuous distributions share: scalar functions mapped on the host as
 /// Candle `CustomOp`s (CPU kernels; other devices get Candle's "no implementation" error),
 /// value-only host maps for the cdfs built on incomplete gamma/beta functions, and small
 /// parameter helpers.
 pub(crate) mod ops {
+    use crate::defaults;
     use crate::dist::args::Arg;
+    use crate::dist::constraints::Constraint;
     use crate::error::Result;
     use candle_core::backend::BackendStorage;
     use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
@@ -159,6 +200,55 @@ pub(crate) mod ops {
             }
             Arg::Tensor(_) => None,
         }
+    }
+
+    /// Whether one-pass device reductions prove `value` satisfies `c` (sum finite, so no NaN or
+    /// infinity; then min/max against the bounds). `false` means "unknown": run the full check.
+    fn quick_ok(value: &Tensor, c: &Constraint) -> Result<bool> {
+        let (lo, strict, hi) = match c {
+            Constraint::Real => (None, false, None),
+            Constraint::Positive => (Some(0.0), true, None),
+            Constraint::Nonnegative => (Some(0.0), false, None),
+            Constraint::UnitInterval => (Some(0.0), false, Some(1.0)),
+            _ => return Ok(false),
+        };
+        if !value.dtype().is_float() || value.elem_count() == 0 {
+            return Ok(false);
+        }
+        let v = value.detach();
+        let scalar = |t: Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
+        if !scalar(v.sum_all()?)?.is_finite() {
+            return Ok(false);
+        }
+        if let Some(lo) = lo {
+            let m = scalar(v.min_all()?)?;
+            if m < lo || (strict && m == lo) {
+                return Ok(false);
+            }
+        }
+        if let Some(hi) = hi {
+            if scalar(v.max_all()?)? > hi {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// [`args::validate_value`](crate::dist::args::validate_value) with a fast path: device
+    /// reductions instead of a host copy of every element when the value is valid.
+    pub(crate) fn check_support(dist: &'static str, value: &Tensor, support: &Constraint) -> Result<()> {
+        if !defaults::validation_enabled() || quick_ok(value, support)? {
+            return Ok(());
+        }
+        crate::dist::args::validate_value(dist, value, support)
+    }
+
+    /// [`args::validate_param`](crate::dist::args::validate_param) with the same fast path.
+    pub(crate) fn check_param(dist: &'static str, arg: &'static str, value: &Tensor, c: &Constraint) -> Result<()> {
+        if !defaults::validation_enabled() || quick_ok(value, c)? {
+            return Ok(());
+        }
+        crate::dist::args::validate_param(dist, arg, value, c)
     }
 
     /// The `N` resolved tensors as an array (`resolve` returns exactly one per argument).
@@ -211,29 +301,6 @@ pub(crate) mod ops {
     /// Maps `f` elementwise; the backward multiplies by `grad(x, f(x))` (no gradient if `None`).
     pub(crate) fn unary(x: &Tensor, name: &'static str, f: fn(f64) -> f64, grad: Option<Grad>) -> Result<Tensor> {
         Ok(x.apply_op1(Unary { name, f, grad })?)
-    }
-
-    /// The standard normal quantile function `Φ⁻¹(p)`, differentiable (`dΦ⁻¹/dp = 1/φ(Φ⁻¹(p))`).
-    pub(crate) fn ndtri(p: &Tensor) -> Result<Tensor> {
-        unary(p, "ndtri", ndtri_f64, Some(|_, z| Ok(z.sqr()?.affine(0.5, super::HALF_LN_2PI)?.exp()?)))
-    }
-
-    /// Scalar `Φ⁻¹(p)`: `-√2 erfc⁻¹(2p)` (statrs' Boost-derived rational approximations).
-    pub(crate) fn ndtri_f64(p: f64) -> f64 {
-        if p.is_nan() || !(0.0..=1.0).contains(&p) {
-            return f64::NAN;
-        }
-        -std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * p)
-    }
-
-    /// The standard normal cdf `Φ(z) = erfc(-z/√2)/2`, accurate in the lower tail.
-    pub(crate) fn std_normal_cdf(z: &Tensor) -> Result<Tensor> {
-        unary(
-            z,
-            "ndtr",
-            |z| 0.5 * libm::erfc(-z * std::f64::consts::FRAC_1_SQRT_2),
-            Some(|z, _| Ok(z.sqr()?.affine(-0.5, -super::HALF_LN_2PI)?.exp()?)),
-        )
     }
 
     /// Uniform draws in the open interval (0, 1) *in the target dtype* (f32 rounding of a

@@ -167,6 +167,13 @@ fn scalar_and_tensor_params() {
     let n = Normal::new(Tensor::new(0.5f64, &Device::Cpu).unwrap(), 2.0).unwrap();
     let want: Vec<f64> = vec64(&x).iter().map(|x| -0.5 * ((x - 0.5) / 2.0f64).powi(2) - 2.0f64.ln() - 0.918_938_533_204_672_8).collect();
     close("normal", &vec64(&n.log_prob(&x).unwrap()), &want, 1e-12, 0.0);
+    // The fused constant-parameter paths still pass gradients to the value.
+    let _f64 = crate::defaults::set_default_dtype(DType::F64);
+    let xv = Var::from_tensor(&t64(&[0.2, 1.0, 7.5], &[3])).unwrap();
+    let g = Normal::new(0.5, 2.0).unwrap().log_prob(&xv).unwrap().sum_all().unwrap().backward().unwrap();
+    close("normal d/dx", &vec64(g.get(&xv).unwrap()), &[0.075, -0.125, -1.75], 1e-12, 0.0);
+    let g = Gamma::new(3.0, 1.5).unwrap().log_prob(&xv).unwrap().sum_all().unwrap().backward().unwrap();
+    close("gamma d/dx", &vec64(g.get(&xv).unwrap()), &[8.5, 0.5, 2.0 / 7.5 - 1.5], 1e-12, 0.0);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Benchmark: `log_prob` of `Normal` and `Gamma` on 1e6 f32 elements against the same formula
-//! written directly in Candle ops, in the same run (median and best of N repeats).
+//! written directly in Candle ops, in the same run (median and best of N interleaved repeats).
 //!
 //! Run with `cargo bench --bench dist_logprob`. Each distribution timing includes building the
 //! distribution (as a model does on every step) and is reported with validation on (a host copy
@@ -18,27 +18,33 @@ const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 type R = ppl_runtime::Result<Tensor>;
 
-/// (median, best) seconds of `REPEATS` runs of `f`, after two warm-up runs.
-fn time(mut f: impl FnMut() -> R) -> (f64, f64) {
+/// Median and best seconds of `REPEATS` runs of `f` and of `g`, interleaved (f, g, f, g, ...)
+/// so that both see the same machine load, after two warm-up runs of each.
+fn time2(mut f: impl FnMut() -> R, mut g: impl FnMut() -> R) -> [(f64, f64); 2] {
+    let mut run = |h: &mut dyn FnMut() -> R| {
+        let s = Instant::now();
+        std::hint::black_box(h().expect("benchmark body"));
+        s.elapsed().as_secs_f64()
+    };
     for _ in 0..2 {
-        std::hint::black_box(f().expect("benchmark body"));
+        run(&mut f);
+        run(&mut g);
     }
-    let mut t: Vec<f64> = (0..REPEATS)
-        .map(|_| {
-            let s = Instant::now();
-            std::hint::black_box(f().expect("benchmark body"));
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    (t[REPEATS / 2], t[0])
+    let (mut tf, mut tg) = (vec![], vec![]);
+    for _ in 0..REPEATS {
+        tf.push(run(&mut f));
+        tg.push(run(&mut g));
+    }
+    [tf, tg].map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        (t[REPEATS / 2], t[0])
+    })
 }
 
 fn report(name: &str, dist: impl FnMut() -> R, direct: impl FnMut() -> R) {
-    let (dm, db) = time(dist);
-    let (cm, cb) = time(direct);
+    let [(dm, db), (cm, cb)] = time2(dist, direct);
     println!(
-        "{name:<44} dist {:>7.3} ms (best {:>7.3})   direct {:>7.3} ms (best {:>7.3})   ratio {:>5.2} (best {:>5.2})",
+        "{name:<48} dist {:>7.3} ms (best {:>7.3})   direct {:>7.3} ms (best {:>7.3})   ratio {:>5.2} (best {:>5.2})",
         dm * 1e3,
         db * 1e3,
         cm * 1e3,

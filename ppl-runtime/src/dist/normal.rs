@@ -101,6 +101,11 @@ impl Distribution for Normal {
         if let Some((loc, scale)) = self.consts {
             return Ok(value.apply_op1(NormalLogPdf { loc, scale })?);
         }
+        if value.device().is_cpu() {
+            // One fused pass over (x, loc, scale) instead of five elementwise ops.
+            let [x, loc, scale] = ops::broadcast_contiguous([value, &self.loc, &self.scale])?;
+            return Ok(x.apply_op3(&loc, &scale, NormalLogPdf3)?);
+        }
         let z2 = self.standardize(value)?.sqr()?;
         Ok(z2.affine(-0.5, -HALF_LN_2PI)?.broadcast_sub(self.log_scale()?)?)
     }
@@ -177,6 +182,58 @@ impl candle_core::CustomOp1 for NormalLogPdf {
     }
 }
 
+/// `-½((x - loc)/scale)² - log(scale) - ½log(2π)` in one pass over three contiguous
+/// same-shape tensors, differentiable in all three.
+struct NormalLogPdf3;
+
+impl candle_core::CustomOp3 for NormalLogPdf3 {
+    fn name(&self) -> &'static str {
+        "normal_log_pdf"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+        s3: &candle_core::CpuStorage,
+        l3: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage as S;
+        let (Some((a0, a1)), Some((b0, b1)), Some((c0, c1))) = (l1.contiguous_offsets(), l2.contiguous_offsets(), l3.contiguous_offsets())
+        else {
+            candle_core::bail!("`normal_log_pdf` needs contiguous inputs")
+        };
+        macro_rules! run {
+            ($x:expr, $m:expr, $s:expr, $t:ty) => {
+                $x[a0..a1]
+                    .iter()
+                    .zip(&$m[b0..b1])
+                    .zip(&$s[c0..c1])
+                    .map(|((&x, &m), &s)| {
+                        let z = (x - m) / s;
+                        -0.5 * z * z - s.ln() - HALF_LN_2PI as $t
+                    })
+                    .collect()
+            };
+        }
+        let out = match (s1, s2, s3) {
+            (S::F32(x), S::F32(m), S::F32(s)) => S::F32(run!(x, m, s, f32)),
+            (S::F64(x), S::F64(m), S::F64(s)) => S::F64(run!(x, m, s, f64)),
+            _ => candle_core::bail!("`Normal.log_prob` needs value and parameters of one float dtype"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, loc: &Tensor, scale: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // z = (x - loc)/scale: d/dx = -z/scale, d/dloc = z/scale, d/dscale = (z² - 1)/scale.
+        let z = ((x - loc)? / scale)?;
+        let gs = (g / scale)?;
+        let dloc = (&z * &gs)?;
+        let dscale = (z.sqr()?.affine(1.0, -1.0)? * &gs)?;
+        Ok((Some(dloc.neg()?), Some(dloc), Some(dscale)))
+    }
+}
+
 /// Elementwise ops the continuous distributions share: scalar functions mapped on the host as
 /// Candle `CustomOp`s (CPU kernels; other devices get Candle's "no implementation" error),
 /// value-only host maps for the cdfs built on incomplete gamma/beta functions, and small
@@ -249,6 +306,22 @@ pub(crate) mod ops {
             return Ok(());
         }
         crate::dist::args::validate_param(dist, arg, value, c)
+    }
+
+    /// The tensors broadcast to their common shape and made contiguous (copies only where
+    /// needed), for fused multi-input kernels.
+    pub(crate) fn broadcast_contiguous<const N: usize>(ts: [&Tensor; N]) -> Result<[Tensor; N]> {
+        let mut shape: Vec<usize> = vec![];
+        for t in ts {
+            shape = crate::dist::args::broadcast_shapes(&shape, t.dims())
+                .ok_or_else(|| crate::Error::shape_mismatch("fused kernel: inputs do not broadcast", &shape, t.dims()))?;
+        }
+        let mut out = Vec::with_capacity(N);
+        for t in ts {
+            let b = if t.dims() == shape.as_slice() { t.clone() } else { t.broadcast_as(shape.as_slice())? };
+            out.push(if b.is_contiguous() { b } else { b.contiguous()? });
+        }
+        Ok(take(out))
     }
 
     /// The `N` resolved tensors as an array (`resolve` returns exactly one per argument).
@@ -366,9 +439,11 @@ pub(crate) mod ops {
             Ok((out, l1.shape().clone()))
         }
         fn bwd(&self, x: &Tensor, y: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-            // d/dx = log(y) (0 where x == 0, as torch), d/dy = x / y.
-            let nz = x.ne(0.0)?.to_dtype(x.dtype())?;
-            let gx = g.mul(&nz.apply_op2(y, Xlogy)?)?;
+            // d/dx = log(y), also at x == 0 (torch returns 0 there, which is wrong for a
+            // parameter such as a concentration at exactly 1); 0 only where x == y == 0.
+            // d/dy = x / y.
+            let both_zero = (x.eq(0.0)?.to_dtype(x.dtype())? * y.eq(0.0)?.to_dtype(x.dtype())?)?;
+            let gx = g.mul(&both_zero.affine(-1.0, 1.0)?.apply_op2(y, Xlogy)?)?;
             let gy = g.mul(&x.div(y)?)?;
             Ok((Some(gx), Some(gy)))
         }

@@ -476,3 +476,83 @@ fn validation_errors_name_distribution_and_argument() {
     let lp = u.log_prob(&t64(&[2.0, 0.5], &[2]).to_dtype(DType::F32).unwrap()).unwrap();
     assert_eq!(vec64(&lp), vec![f64::NEG_INFINITY, 0.0]);
 }
+
+/// Gradients of `log_prob` (and `entropy`) with respect to every parameter element, against
+/// central finite differences in f64, with broadcast parameters (shapes [2, 1] and [3]).
+#[test]
+fn log_prob_gradients_match_finite_differences() {
+    type Make = fn(&[Tensor]) -> crate::Result<DistRef>;
+    let p2 = |a: [f64; 2]| (a.to_vec(), vec![2, 1]);
+    let p3 = |a: [f64; 3]| (a.to_vec(), vec![3]);
+    let cases: Vec<(&str, Vec<(Vec<f64>, Vec<usize>)>, Make, [f64; 2])> = vec![
+        ("Normal", vec![p2([0.3, -1.0]), p3([0.5, 1.0, 2.0])], |p| Ok(Normal::new(&p[0], &p[1])?.into_ref()), [-2.0, 4.0]),
+        ("LogNormal", vec![p2([0.3, -1.0]), p3([0.5, 1.0, 2.0])], |p| Ok(LogNormal::new(&p[0], &p[1])?.into_ref()), [0.1, 4.0]),
+        ("HalfNormal", vec![p3([0.5, 1.0, 2.0])], |p| Ok(HalfNormal::new(&p[0])?.into_ref()), [0.1, 4.0]),
+        ("Cauchy", vec![p2([0.3, -1.0]), p3([0.5, 1.0, 2.0])], |p| Ok(Cauchy::new(&p[0], &p[1])?.into_ref()), [-2.0, 4.0]),
+        ("HalfCauchy", vec![p3([0.5, 1.0, 2.0])], |p| Ok(HalfCauchy::new(&p[0])?.into_ref()), [0.1, 4.0]),
+        ("StudentT", vec![p2([2.5, 6.0]), p2([0.3, -1.0]), p3([0.5, 1.0, 2.0])], |p| Ok(StudentT::new(&p[0], &p[1], &p[2])?.into_ref()), [-2.0, 4.0]),
+        ("Laplace", vec![p2([0.3, -1.0]), p3([0.5, 1.0, 2.0])], |p| Ok(Laplace::new(&p[0], &p[1])?.into_ref()), [-2.0, 4.0]),
+        ("Exponential", vec![p3([0.5, 1.0, 2.0])], |p| Ok(Exponential::new(&p[0])?.into_ref()), [0.1, 4.0]),
+        ("Gamma", vec![p2([1.0, 3.0]), p3([0.5, 1.0, 2.0])], |p| Ok(Gamma::new(&p[0], &p[1])?.into_ref()), [0.1, 4.0]),
+        ("Beta", vec![p2([0.7, 3.0]), p3([0.5, 1.0, 2.0])], |p| Ok(Beta::new(&p[0], &p[1])?.into_ref()), [0.05, 0.9]),
+        ("Uniform", vec![p2([-3.0, -2.5]), p3([5.0, 6.0, 7.0])], |p| Ok(Uniform::new(&p[0], &p[1])?.into_ref()), [-2.0, 4.0]),
+        ("Weibull", vec![p2([0.7, 3.0]), p3([0.5, 1.0, 2.0])], |p| Ok(Weibull::new(&p[0], &p[1])?.into_ref()), [0.1, 4.0]),
+        ("Gumbel", vec![p2([0.3, -1.0]), p3([0.5, 1.0, 2.0])], |p| Ok(Gumbel::new(&p[0], &p[1])?.into_ref()), [-2.0, 4.0]),
+        ("Chi2", vec![p3([0.5, 1.0, 7.0])], |p| Ok(Chi2::new(&p[0])?.into_ref()), [0.1, 4.0]),
+        ("VonMises", vec![p2([0.3, -1.0]), p3([0.05, 1.0, 20.0])], |p| Ok(VonMises::new(&p[0], &p[1])?.into_ref()), [-2.0, 3.0]),
+    ];
+    let h = 1e-6;
+    for (name, theta, make, [lo, hi]) in cases {
+        // Values of shape [4, 2, 3] spread over [lo, hi], weights to make every element count.
+        let xs: Vec<f64> = (0..24).map(|i| lo + (hi - lo) * ((i * 7 % 24) as f64 + 0.5) / 24.0).collect();
+        let x = t64(&xs, &[4, 2, 3]);
+        let w = t64(&(0..24).map(|i| 1.0 + 0.1 * (i % 5) as f64).collect::<Vec<_>>(), &[4, 2, 3]);
+        let loss = |p: &[Tensor]| -> Tensor {
+            let d = make(p).unwrap();
+            let lp = (d.log_prob(&x).unwrap() * &w).unwrap().sum_all().unwrap();
+            (lp + d.entropy().unwrap().sum_all().unwrap()).unwrap()
+        };
+        let vars: Vec<Var> = theta.iter().map(|(v, s)| Var::from_tensor(&t64(v, s)).unwrap()).collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let g = loss(&ts).backward().unwrap();
+        for (k, (v, s)) in theta.iter().enumerate() {
+            let ad = vec64(g.get(&vars[k]).unwrap());
+            for i in 0..v.len() {
+                let at = |d: f64| {
+                    let p: Vec<Tensor> = theta
+                        .iter()
+                        .enumerate()
+                        .map(|(j, (vj, sj))| {
+                            let mut vj = vj.clone();
+                            if j == k {
+                                vj[i] += d;
+                            }
+                            t64(&vj, if j == k { s } else { sj })
+                        })
+                        .collect();
+                    loss(&p).to_scalar::<f64>().unwrap()
+                };
+                let fd = (at(h) - at(-h)) / (2.0 * h);
+                assert!((ad[i] - fd).abs() < 1e-5 * (1.0 + fd.abs()), "{name} param {k}[{i}]: autodiff {}, finite difference {fd}", ad[i]);
+            }
+        }
+    }
+    // Dirichlet (event dim 1), with a concentration of exactly 1.
+    let alpha = [0.5, 1.0, 3.0, 2.0, 7.0, 0.9];
+    let x = t64(&[0.2, 0.3, 0.5, 0.01, 0.9, 0.09, 0.6, 0.2, 0.2, 0.3, 0.3, 0.4], &[2, 2, 3]);
+    let loss = |a: &Tensor| -> Tensor {
+        let d = Dirichlet::new(a).unwrap();
+        (d.log_prob(&x).unwrap().sum_all().unwrap() + d.entropy().unwrap().sum_all().unwrap()).unwrap()
+    };
+    let va = Var::from_tensor(&t64(&alpha, &[2, 3])).unwrap();
+    let ad = vec64(loss(va.as_tensor()).backward().unwrap().get(&va).unwrap());
+    for i in 0..6 {
+        let at = |d: f64| {
+            let mut a = alpha.to_vec();
+            a[i] += d;
+            loss(&t64(&a, &[2, 3])).to_scalar::<f64>().unwrap()
+        };
+        let fd = (at(h) - at(-h)) / (2.0 * h);
+        assert!((ad[i] - fd).abs() < 1e-5 * (1.0 + fd.abs()), "Dirichlet [{i}]: autodiff {}, finite difference {fd}", ad[i]);
+    }
+}

@@ -78,7 +78,7 @@ impl Gamma {
 
     /// `log_prob` without shape or support checks.
     pub(crate) fn log_prob_unchecked(&self, value: &Tensor) -> Result<Tensor> {
-        if let Some((a, b)) = self.consts {
+        if let (Some((a, b)), true) = (self.consts, value.device().is_cpu()) {
             let c = a * b.ln() - libm::lgamma_r(a).0;
             return Ok(value.apply_op1(GammaLogPdf { a, b, c })?);
         }

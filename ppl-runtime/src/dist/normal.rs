@@ -98,7 +98,7 @@ impl Distribution for Normal {
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
         ops::check_support("Normal", value, &Constraint::Real)?;
-        if let Some((loc, scale)) = self.consts {
+        if let (Some((loc, scale)), true) = (self.consts, value.device().is_cpu()) {
             return Ok(value.apply_op1(NormalLogPdf { loc, scale })?);
         }
         if value.device().is_cpu() {

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use std::sync::Arc;
 
 /// Weibull distribution with scale `scale` (λ) and shape `concentration` (k), torch's
-/// `Weibull(scale, concentration)`: `cdf(x) = 1 - exp(-(x/λ)^k)` on `[0, ∞)`.
+/// `Weibull(scale, concentration)`: `cdf(x) = 1 - exp(-(x/λ)^k)` on `(0, ∞)`.
 ///
 /// ```
 /// use ppl_runtime::dist::{Distribution, Weibull};
@@ -88,7 +88,7 @@ impl Distribution for Weibull {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Weibull", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Weibull", value, &Constraint::Nonnegative)?;
+        ops::check_support("Weibull", value, &Constraint::Positive)?;
         // log(k/λ) + (k - 1) log(x/λ) - (x/λ)^k
         let z = value.broadcast_div(&self.scale)?;
         let k = &self.concentration;
@@ -98,7 +98,7 @@ impl Distribution for Weibull {
         Ok(t.broadcast_sub(&pow)?.broadcast_add(&c)?)
     }
     fn support(&self) -> Constraint {
-        Constraint::Nonnegative
+        Constraint::Positive
     }
     fn mean(&self) -> Result<Tensor> {
         Ok((&self.scale * self.gamma_moment(1.0)?)?)

@@ -339,6 +339,16 @@ fn implicit_reparam_gradients_closed_forms() {
         assert_mc(&format!("Beta({a},{b}) d/dα"), g.get(&va).unwrap(), b / s2);
         assert_mc(&format!("Beta({a},{b}) d/dβ"), g.get(&vb).unwrap(), -a / s2);
     }
+    // A scalar parameter broadcast over a sample shape gets the sum of the per-draw gradients
+    // (same seed, so the same draws as with one parameter copy per draw).
+    let va = Var::new(2.5f64, &Device::Cpu).unwrap();
+    let z = Gamma::new(&va, 1.5).unwrap().rsample(&mut rng(21), &[500]).unwrap();
+    let g_shared = z.sum_all().unwrap().backward().unwrap().get(&va).unwrap().to_scalar::<f64>().unwrap();
+    let vn = var_n(2.5, 500);
+    let z2 = Gamma::new(&vn, 1.5).unwrap().rsample(&mut rng(21), &[]).unwrap();
+    assert_eq!(vec64(&z), vec64(&z2));
+    let g_each = vec64(z2.sum_all().unwrap().backward().unwrap().get(&vn).unwrap()).iter().sum::<f64>();
+    assert!((g_shared - g_each).abs() < 1e-9 * g_each.abs(), "{g_shared} vs {g_each}");
     // Chi2: d/ddf E[z] = 1; d/ddf E[z²] = d/ddf (2df + df²) = 2 + 2df.
     let vdf = var_n(3.0, n);
     let z = Chi2::new(&vdf).unwrap().rsample(&mut r, &[]).unwrap();

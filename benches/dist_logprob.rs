@@ -21,7 +21,7 @@ type R = ppl_runtime::Result<Tensor>;
 /// Median and best seconds of `REPEATS` runs of `f` and of `g`, interleaved (f, g, f, g, ...)
 /// so that both see the same machine load, after two warm-up runs of each.
 fn time2(mut f: impl FnMut() -> R, mut g: impl FnMut() -> R) -> [(f64, f64); 2] {
-    let mut run = |h: &mut dyn FnMut() -> R| {
+    let run = |h: &mut dyn FnMut() -> R| {
         let s = Instant::now();
         std::hint::black_box(h().expect("benchmark body"));
         s.elapsed().as_secs_f64()

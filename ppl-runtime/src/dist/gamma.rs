@@ -315,7 +315,7 @@ fn gamma_cf(a: f64, x: f64) -> (f64, f64) {
 /// The regularized lower incomplete gamma `P(a, x)` (series or continued fraction, accurate
 /// in both tails and for tiny `x`), with `P(a, x ≤ 0) = 0`.
 pub(crate) fn gamma_p(a: f64, x: f64) -> f64 {
-    if x.is_nan() || !(a > 0.0) {
+    if x.is_nan() || a.is_nan() || a <= 0.0 {
         return f64::NAN;
     }
     if x <= 0.0 {

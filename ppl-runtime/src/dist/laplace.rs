@@ -47,7 +47,7 @@ impl Laplace {
     }
 
     /// `loc - scale * sign(u) * log1p(-|u|)` for `u` in (-1, 1), as torch.
-    fn from_signed_uniform(&self, u: &Tensor) -> Result<Tensor> {
+    fn at_signed_uniform(&self, u: &Tensor) -> Result<Tensor> {
         let t = (u.sign()? * log1p(&u.abs()?.neg()?)?)?;
         Ok(self.loc.broadcast_sub(&t.broadcast_mul(&self.scale)?)?)
     }
@@ -78,7 +78,7 @@ impl Distribution for Laplace {
     fn rsample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
         let shape = args::concat_shapes(sample_shape, &self.batch_shape);
         let u = ops::uniform(rng, &shape, self.dtype(), self.device())?.affine(2.0, -1.0)?;
-        self.from_signed_uniform(&u)
+        self.at_signed_uniform(&u)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Laplace", value, &self.batch_shape, &[], self.dtype())?;
@@ -109,7 +109,7 @@ impl Distribution for Laplace {
         args::check_value_shape("Laplace", value, &self.batch_shape, &[], self.dtype())?;
         ops::check_support("Laplace", value, &Constraint::UnitInterval)?;
         // loc - b sign(p - 0.5) log1p(-2|p - 0.5|)
-        self.from_signed_uniform(&value.affine(2.0, -1.0)?)
+        self.at_signed_uniform(&value.affine(2.0, -1.0)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(Laplace {

@@ -283,10 +283,10 @@ pub(crate) mod ops {
                 return Ok(false);
             }
         }
-        if let Some(hi) = hi {
-            if scalar(v.max_all()?)? > hi {
-                return Ok(false);
-            }
+        if let Some(hi) = hi
+            && scalar(v.max_all()?)? > hi
+        {
+            return Ok(false);
         }
         Ok(true)
     }
@@ -330,7 +330,7 @@ pub(crate) mod ops {
     }
 
     /// The tensor in `cell`, computing it with `f` on first use.
-    pub(crate) fn cached<'a>(cell: &'a OnceLock<Tensor>, f: impl FnOnce() -> Result<Tensor>) -> Result<&'a Tensor> {
+    pub(crate) fn cached(cell: &OnceLock<Tensor>, f: impl FnOnce() -> Result<Tensor>) -> Result<&Tensor> {
         if let Some(t) = cell.get() {
             return Ok(t);
         }

@@ -52,7 +52,7 @@ impl Uniform {
         ops::check_param("Uniform", "high", &r.tensors[1], &Constraint::Real)?;
         if defaults::validation_enabled() {
             let h = host(&[&r.tensors[0], &r.tensors[1]], &r.shape)?;
-            if let Some(i) = h[0].iter().zip(&h[1]).position(|(l, u)| !(l < u)) {
+            if let Some(i) = h[0].iter().zip(&h[1]).position(|(l, u)| l.is_nan() || u.is_nan() || l >= u) {
                 return Err(Error::InvalidParameter {
                     dist: "Uniform",
                     arg: "high",

@@ -48,7 +48,7 @@ impl Weibull {
     }
 
     /// `λ e^{1/k}` for a standard exponential `e`.
-    fn from_exponential(&self, e: &Tensor) -> Result<Tensor> {
+    fn scaled_exponential(&self, e: &Tensor) -> Result<Tensor> {
         let p = e.log()?.broadcast_div(&self.concentration)?.exp()?;
         Ok(p.broadcast_mul(&self.scale)?)
     }
@@ -84,7 +84,7 @@ impl Distribution for Weibull {
     fn rsample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
         let shape = args::concat_shapes(sample_shape, &self.batch_shape);
         let e = ops::uniform(rng, &shape, self.dtype(), self.device())?.log()?.neg()?;
-        self.from_exponential(&e)
+        self.scaled_exponential(&e)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Weibull", value, &self.batch_shape, &[], self.dtype())?;
@@ -121,7 +121,7 @@ impl Distribution for Weibull {
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Weibull", value, &self.batch_shape, &[], self.dtype())?;
         ops::check_support("Weibull", value, &Constraint::UnitInterval)?;
-        self.from_exponential(&log1p(&value.neg()?)?.neg()?)
+        self.scaled_exponential(&log1p(&value.neg()?)?.neg()?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(Weibull {

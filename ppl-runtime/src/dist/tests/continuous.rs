@@ -154,13 +154,13 @@ fn scalar_and_tensor_params() {
     let g = Gamma::new(&a, 2.0).unwrap();
     assert_eq!(g.dtype(), DType::F64);
     assert_eq!(g.batch_shape(), &[3, 1]);
-    let b = Beta::new(&a, &t64(&[1.0, 5.0], &[2])).unwrap();
+    let b = Beta::new(&a, t64(&[1.0, 5.0], &[2])).unwrap();
     assert_eq!(b.batch_shape(), &[3, 2]);
     // The scalar fast path of Gamma/Normal log_prob agrees with the tensor path.
     let x = t64(&[0.0, 0.1, 1.0, 7.5], &[4]);
     for (c, r) in [(1.0, 2.0), (0.3, 0.5), (4.0, 1.5)] {
         let fast = Gamma::new(c, r).unwrap();
-        let slow = Gamma::new(&t64(&[c], &[1]), &t64(&[r], &[1])).unwrap();
+        let slow = Gamma::new(t64(&[c], &[1]), t64(&[r], &[1])).unwrap();
         let xf = x.to_dtype(DType::F32).unwrap();
         close("gamma fast", &vec64(&fast.log_prob(&xf).unwrap()), &vec64(&slow.log_prob(&x).unwrap()), 1e-6, 1e-6);
     }
@@ -189,14 +189,14 @@ fn expand_and_broadcast_shapes() {
         Laplace::new(&a, &b).unwrap().into_ref(),
         Gamma::new(&a, &b).unwrap().into_ref(),
         Beta::new(&a, &b).unwrap().into_ref(),
-        Uniform::new(&a.neg().unwrap(), &b).unwrap().into_ref(),
+        Uniform::new(a.neg().unwrap(), &b).unwrap().into_ref(),
         Weibull::new(&a, &b).unwrap().into_ref(),
         Gumbel::new(&a, &b).unwrap().into_ref(),
         VonMises::new(&a, &b).unwrap().into_ref(),
-        HalfNormal::new(&a.broadcast_add(&b).unwrap()).unwrap().into_ref(),
-        HalfCauchy::new(&a.broadcast_mul(&b).unwrap()).unwrap().into_ref(),
-        Exponential::new(&a.broadcast_mul(&b).unwrap()).unwrap().into_ref(),
-        Chi2::new(&a.broadcast_mul(&b).unwrap()).unwrap().into_ref(),
+        HalfNormal::new(a.broadcast_add(&b).unwrap()).unwrap().into_ref(),
+        HalfCauchy::new(a.broadcast_mul(&b).unwrap()).unwrap().into_ref(),
+        Exponential::new(a.broadcast_mul(&b).unwrap()).unwrap().into_ref(),
+        Chi2::new(a.broadcast_mul(&b).unwrap()).unwrap().into_ref(),
     ];
     for d in dists {
         assert_eq!(d.batch_shape(), &[3, 2], "{}", d.name());
@@ -365,11 +365,11 @@ fn implicit_reparam_gradients_closed_forms() {
     let m = 20_000;
     let va = Var::from_tensor(&t64(&alpha.repeat(m), &[m, 3])).unwrap();
     let z = Dirichlet::new(&va).unwrap().rsample(&mut r, &[]).unwrap();
-    for i in 0..3 {
+    for (i, &ai) in alpha.iter().enumerate() {
         let g = z.narrow(1, i, 1).unwrap().sum_all().unwrap().backward().unwrap();
         let ga = g.get(&va).unwrap();
         for j in 0..3 {
-            let want = (if i == j { a0 } else { 0.0 } - alpha[i]) / (a0 * a0);
+            let want = (if i == j { a0 } else { 0.0 } - ai) / (a0 * a0);
             assert_mc(&format!("Dirichlet dE[z{i}]/dα{j}"), &ga.narrow(1, j, 1).unwrap(), want);
         }
     }
@@ -431,7 +431,7 @@ fn validation_errors_name_distribution_and_argument() {
         ("HalfCauchy", "scale", HalfCauchy::new(-1.0).map(|d| d.into_ref())),
         ("StudentT", "df", StudentT::new(0.0, 0.0, 1.0).map(|d| d.into_ref())),
         ("Laplace", "scale", Laplace::new(0.0, -0.5).map(|d| d.into_ref())),
-        ("Exponential", "rate", Exponential::new(&t64(&[1.0, -1.0], &[2])).map(|d| d.into_ref())),
+        ("Exponential", "rate", Exponential::new(t64(&[1.0, -1.0], &[2])).map(|d| d.into_ref())),
         ("Gamma", "concentration", Gamma::new(-1.0, 1.0).map(|d| d.into_ref())),
         ("Gamma", "rate", Gamma::new(1.0, 0.0).map(|d| d.into_ref())),
         ("Beta", "concentration0", Beta::new(1.0, -3.0).map(|d| d.into_ref())),
@@ -440,7 +440,7 @@ fn validation_errors_name_distribution_and_argument() {
         ("Gumbel", "scale", Gumbel::new(0.0, -1.0).map(|d| d.into_ref())),
         ("Chi2", "df", Chi2::new(-4.0).map(|d| d.into_ref())),
         ("VonMises", "concentration", VonMises::new(0.0, -1.0).map(|d| d.into_ref())),
-        ("Dirichlet", "concentration", Dirichlet::new(&t64(&[1.0, 0.0], &[2])).map(|d| d.into_ref())),
+        ("Dirichlet", "concentration", Dirichlet::new(t64(&[1.0, 0.0], &[2])).map(|d| d.into_ref())),
     ];
     for (dist, arg, r) in bad_param {
         let e = r.expect_err(&format!("{dist} accepts a bad `{arg}`"));
@@ -462,12 +462,12 @@ fn validation_errors_name_distribution_and_argument() {
         (Exponential::new(1.0).unwrap().into_ref(), s(-1e-3)),
         (Gamma::new(2.0, 1.0).unwrap().into_ref(), s(-1.0)),
         (Beta::new(2.0, 1.0).unwrap().into_ref(), s(1.5)),
-        (Uniform::new(&t64(&[0.0, 1.0], &[2]), 3.0).unwrap().into_ref(), t64(&[0.5, 0.5], &[2])),
+        (Uniform::new(t64(&[0.0, 1.0], &[2]), 3.0).unwrap().into_ref(), t64(&[0.5, 0.5], &[2])),
         (Weibull::new(1.0, 2.0).unwrap().into_ref(), s(-2.0)),
         (Gumbel::new(0.0, 1.0).unwrap().into_ref(), s(f64::INFINITY)),
         (Chi2::new(2.0).unwrap().into_ref(), s(-1.0)),
         (VonMises::new(0.0, 1.0).unwrap().into_ref(), s(f64::NAN)),
-        (Dirichlet::new(&t64(&[1.0, 2.0], &[2])).unwrap().into_ref(), t64(&[0.7, 0.7], &[2])),
+        (Dirichlet::new(t64(&[1.0, 2.0], &[2])).unwrap().into_ref(), t64(&[0.7, 0.7], &[2])),
     ];
     for (d, v) in bad_value {
         let v = v.to_dtype(d.dtype()).unwrap();
@@ -492,9 +492,10 @@ fn validation_errors_name_distribution_and_argument() {
 #[test]
 fn log_prob_gradients_match_finite_differences() {
     type Make = fn(&[Tensor]) -> crate::Result<DistRef>;
+    type Case = (&'static str, Vec<(Vec<f64>, Vec<usize>)>, Make, [f64; 2]);
     let p2 = |a: [f64; 2]| (a.to_vec(), vec![2, 1]);
     let p3 = |a: [f64; 3]| (a.to_vec(), vec![3]);
-    let cases: Vec<(&str, Vec<(Vec<f64>, Vec<usize>)>, Make, [f64; 2])> = vec![
+    let cases: Vec<Case> = vec![
         ("Normal", vec![p2([0.3, -1.0]), p3([0.5, 1.0, 2.0])], |p| Ok(Normal::new(&p[0], &p[1])?.into_ref()), [-2.0, 4.0]),
         ("LogNormal", vec![p2([0.3, -1.0]), p3([0.5, 1.0, 2.0])], |p| Ok(LogNormal::new(&p[0], &p[1])?.into_ref()), [0.1, 4.0]),
         ("HalfNormal", vec![p3([0.5, 1.0, 2.0])], |p| Ok(HalfNormal::new(&p[0])?.into_ref()), [0.1, 4.0]),

@@ -273,6 +273,12 @@ pub(crate) mod ops {
             return Ok(false);
         }
         let v = value.detach();
+        if v.device().is_cpu() && v.is_contiguous() {
+            // One tight pass over the storage, no copies.
+            let check = SupportCheck { lo: lo.unwrap_or(f64::NEG_INFINITY), strict, hi: hi.unwrap_or(f64::INFINITY) };
+            let ok = v.apply_op1_no_bwd(&check)?;
+            return Ok(ok.to_dtype(DType::F64)?.to_vec1::<f64>()?[0] == 1.0);
+        }
         let scalar = |t: Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
         if !scalar(v.sum_all()?)?.is_finite() {
             return Ok(false);
@@ -289,6 +295,35 @@ pub(crate) mod ops {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Whether every element is finite and within `[lo, hi]` (`(lo, hi]` when `strict`): a
+    /// one-element tensor holding 1 or 0. Contiguous CPU storage only.
+    struct SupportCheck {
+        lo: f64,
+        strict: bool,
+        hi: f64,
+    }
+
+    impl CustomOp1 for SupportCheck {
+        fn name(&self) -> &'static str {
+            "support_check"
+        }
+        fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+            let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("`support_check` needs a contiguous tensor") };
+            macro_rules! all {
+                ($v:expr, $t:ty) => {{
+                    let (lo, hi, strict) = (self.lo as $t, self.hi as $t, self.strict);
+                    $v[a..b].iter().fold(true, |ok, &x| ok & x.is_finite() & (x >= lo) & (!strict | (x > lo)) & (x <= hi))
+                }};
+            }
+            let ok = match s {
+                CpuStorage::F32(v) => all!(v, f32),
+                CpuStorage::F64(v) => all!(v, f64),
+                s => candle_core::bail!("`support_check` needs f32 or f64, got {:?}", s.dtype()),
+            };
+            Ok((CpuStorage::F64(vec![if ok { 1.0 } else { 0.0 }]), Shape::from(1)))
+        }
     }
 
     /// [`args::validate_value`](crate::dist::args::validate_value) with a fast path: device

@@ -478,6 +478,19 @@ fn validation_errors_name_distribution_and_argument() {
         }
         assert!(e.to_string().contains(&format!("`{}`", d.name())), "{e}");
     }
+    // The fast checks (one pass on contiguous storage; reductions on strided views) agree with
+    // the full check.
+    let g = Gamma::new(&t64(&[1.0, 2.0], &[2, 1]), 1.0).unwrap();
+    let ok = t64(&[0.5, 0.0, 2.0, 3.0, 1.0, 4.0], &[3, 2]).t().unwrap();
+    assert!(!ok.is_contiguous());
+    assert!(g.log_prob(&ok).is_ok() && g.log_prob(&ok.contiguous().unwrap()).is_ok());
+    for bad in [f64::NAN, -1.0, f64::NEG_INFINITY] {
+        let v = t64(&[0.5, 0.0, 2.0, bad, 1.0, 4.0], &[3, 2]).t().unwrap();
+        assert!(matches!(g.log_prob(&v), Err(Error::OutOfSupport { .. })), "strided {bad}");
+        assert!(matches!(g.log_prob(&v.contiguous().unwrap()), Err(Error::OutOfSupport { .. })), "contiguous {bad}");
+    }
+    assert!(matches!(Beta::new(2.0, 2.0).unwrap().log_prob(&s(1.0 + 1e-6).to_dtype(DType::F32).unwrap()), Err(Error::OutOfSupport { .. })));
+    assert!(matches!(LogNormal::new(0.0, 1.0).unwrap().log_prob(&s(0.0).to_dtype(DType::F32).unwrap()), Err(Error::OutOfSupport { .. })));
     // Quantiles must be probabilities.
     assert!(matches!(Normal::new(0.0, 1.0).unwrap().icdf(&s(1.5).to_dtype(DType::F32).unwrap()), Err(Error::OutOfSupport { .. })));
     // With validation off, nothing is checked (and Uniform gives -inf outside its bounds).

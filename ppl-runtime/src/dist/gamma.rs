@@ -183,17 +183,16 @@ impl CustomOp1 for GammaLogPdf {
         "gamma_log_pdf"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        use candle_core::cpu_backend::unary_map;
         let out = match s {
             CpuStorage::F32(v) => {
                 let (a1, b, c) = ((self.a - 1.0) as f32, self.b as f32, self.c as f32);
                 if self.a == 1.0 {
-                    CpuStorage::F32(unary_map(v, l, |x| c - b * x))
+                    CpuStorage::F32(ops::map_storage(v, l, |x| c - b * x))
                 } else {
-                    CpuStorage::F32(unary_map(v, l, |x| a1 * x.ln() - b * x + c))
+                    CpuStorage::F32(ops::map_storage(v, l, |x| a1 * x.ln() - b * x + c))
                 }
             }
-            CpuStorage::F64(v) => CpuStorage::F64(unary_map(v, l, |x| self.f(x))),
+            CpuStorage::F64(v) => CpuStorage::F64(ops::map_storage(v, l, |x| self.f(x))),
             s => candle_core::bail!("`Gamma.log_prob` needs an f32 or f64 value, got {:?}", s.dtype()),
         };
         Ok((out, l.shape().clone()))

@@ -158,17 +158,16 @@ impl candle_core::CustomOp1 for NormalLogPdf {
     fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use candle_core::CpuStorage as S;
         use candle_core::backend::BackendStorage;
-        use candle_core::cpu_backend::unary_map;
         let (m, c) = (1.0 / self.scale, -HALF_LN_2PI - self.scale.ln());
         let out = match s {
             S::F32(v) => {
                 let (loc, m, c) = (self.loc as f32, m as f32, c as f32);
-                S::F32(unary_map(v, l, |x| {
+                S::F32(candle_core::cpu_backend::unary_map(v, l, |x| {
                     let z = (x - loc) * m;
                     -0.5 * z * z + c
                 }))
             }
-            S::F64(v) => S::F64(unary_map(v, l, |x| {
+            S::F64(v) => S::F64(candle_core::cpu_backend::unary_map(v, l, |x| {
                 let z = (x - self.loc) * m;
                 -0.5 * z * z + c
             })),
@@ -357,6 +356,32 @@ pub(crate) mod ops {
             out.push(if b.is_contiguous() { b } else { b.contiguous()? });
         }
         Ok(take(out))
+    }
+
+    /// `f` mapped over `src`, split across Candle's thread count (`RAYON_NUM_THREADS`) when
+    /// the slice is large enough to repay spawning scoped threads.
+    pub(crate) fn par_map<T: Copy + Sync, U: Copy + Send + Default>(src: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
+        let threads = candle_core::utils::get_num_threads().max(1);
+        if src.len() < (1 << 17) || threads == 1 {
+            return src.iter().map(|&x| f(x)).collect();
+        }
+        let mut out = vec![U::default(); src.len()];
+        let chunk = src.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            for (o, i) in out.chunks_mut(chunk).zip(src.chunks(chunk)) {
+                let f = &f;
+                s.spawn(move || o.iter_mut().zip(i).for_each(|(o, &x)| *o = f(x)));
+            }
+        });
+        out
+    }
+
+    /// [`par_map`] over a tensor's storage when it is contiguous, else Candle's strided map.
+    pub(crate) fn map_storage<T: Copy + Sync + Send + Default>(v: &[T], l: &Layout, f: impl Fn(T) -> T + Sync) -> Vec<T> {
+        match l.contiguous_offsets() {
+            Some((a, b)) => par_map(&v[a..b], f),
+            None => candle_core::cpu_backend::unary_map(v, l, f),
+        }
     }
 
     /// The `N` resolved tensors as an array (`resolve` returns exactly one per argument).

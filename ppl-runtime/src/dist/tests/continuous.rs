@@ -160,10 +160,17 @@ fn scalar_and_tensor_params() {
     let x = t64(&[0.0, 0.1, 1.0, 7.5], &[4]);
     for (c, r) in [(1.0, 2.0), (0.3, 0.5), (4.0, 1.5)] {
         let fast = Gamma::new(c, r).unwrap();
-        let slow = Gamma::new(t64(&[c], &[1]), t64(&[r], &[1])).unwrap();
+        // A Var parameter is not a constant, so this takes the general tensor path.
+        let slow = Gamma::new(Var::new(&[c], &Device::Cpu).unwrap().as_tensor(), t64(&[r], &[1])).unwrap();
         let xf = x.to_dtype(DType::F32).unwrap();
         close("gamma fast", &vec64(&fast.log_prob(&xf).unwrap()), &vec64(&slow.log_prob(&x).unwrap()), 1e-6, 1e-6);
     }
+    // Large inputs take the multi-threaded path of the fused kernel.
+    let big = t64(&(1..=200_000).map(|i| i as f64 * 1e-4).collect::<Vec<_>>(), &[200_000]).to_dtype(DType::F32).unwrap();
+    let fast = vec64(&Gamma::new(2.5, 1.5).unwrap().log_prob(&big).unwrap());
+    let conc = Var::new(&[2.5f32], &Device::Cpu).unwrap();
+    let slow = vec64(&Gamma::new(&conc, 1.5).unwrap().log_prob(&big).unwrap());
+    close("gamma fast, large", &fast, &slow, 1e-5, 1e-5);
     let n = Normal::new(Tensor::new(0.5f64, &Device::Cpu).unwrap(), 2.0).unwrap();
     let want: Vec<f64> = vec64(&x).iter().map(|x| -0.5 * ((x - 0.5) / 2.0f64).powi(2) - 2.0f64.ln() - 0.918_938_533_204_672_8).collect();
     close("normal", &vec64(&n.log_prob(&x).unwrap()), &want, 1e-12, 0.0);

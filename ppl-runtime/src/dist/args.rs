@@ -93,10 +93,8 @@ pub fn resolve(dist: &'static str, args: Vec<(&'static str, Arg)>) -> Result<Res
                     if !t.device().same_device(device) {
                         return Err(Error::DeviceMismatch {
                             context: format!("`{dist}`"),
-                            a: fname.to_string(),
-                            a_device: format!("{device:?}"),
-                            b: name.to_string(),
-                            b_device: format!("{:?}", t.device()),
+                            a: format!("`{fname}` is on {device:?}"),
+                            b: format!("`{name}` is on {:?}", t.device()),
                         });
                     }
                 }

@@ -107,10 +107,8 @@ pub(crate) fn vector_arg(
             if !t.device().same_device(like.device()) {
                 return Err(Error::DeviceMismatch {
                     context: format!("`{dist}`"),
-                    a: like_name.into(),
-                    a_device: format!("{:?}", like.device()),
-                    b: name.into(),
-                    b_device: format!("{:?}", t.device()),
+                    a: format!("`{like_name}` is on {:?}", like.device()),
+                    b: format!("`{name}` is on {:?}", t.device()),
                 });
             }
             if t.dims().last() != Some(&n) {

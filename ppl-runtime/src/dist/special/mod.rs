@@ -30,7 +30,7 @@ struct Elementwise {
 
 fn to_candle(e: Error) -> candle_core::Error {
     match e {
-        Error::Candle(e) => e,
+        Error::Candle(e) => *e,
         e => candle_core::Error::Msg(e.to_string()),
     }
 }

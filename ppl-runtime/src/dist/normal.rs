@@ -376,6 +376,30 @@ pub(crate) mod ops {
         out
     }
 
+    /// `f` over three equal-length slices, split across threads like [`par_map`].
+    pub(crate) fn par_zip3<T: Copy + Sync, U: Copy + Send + Default>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> U + Sync) -> Vec<U> {
+        let threads = candle_core::utils::get_num_threads().max(1);
+        let run = |o: &mut [U], start: usize| {
+            for (k, o) in o.iter_mut().enumerate() {
+                let i = start + k;
+                *o = f(a[i], b[i], c[i]);
+            }
+        };
+        let mut out = vec![U::default(); a.len()];
+        if a.len() < (1 << 15) || threads == 1 {
+            run(&mut out, 0);
+            return out;
+        }
+        let chunk = a.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            for (j, o) in out.chunks_mut(chunk).enumerate() {
+                let run = &run;
+                s.spawn(move || run(o, j * chunk));
+            }
+        });
+        out
+    }
+
     /// [`par_map`] over a tensor's storage when it is contiguous, else Candle's strided map.
     pub(crate) fn map_storage<T: Copy + Sync + Send + Default>(v: &[T], l: &Layout, f: impl Fn(T) -> T + Sync) -> Vec<T> {
         match l.contiguous_offsets() {

@@ -101,6 +101,20 @@ fn runtime_errors_quote_the_sites_source_location() {
 }
 
 #[model]
+fn bad_plate() -> Result<()> {
+    plate!("too_small", 3, subsample_size = 5, |_| Ok(()))
+}
+
+#[test]
+fn plate_errors_quote_the_plates_source_location() {
+    let err = handlers::trace(bad_plate).unwrap_err().to_string();
+    let (line, column) = position_in_this_file("\"too_small\", 3");
+    let want = format!("site `too_small` (tests/macros.rs:{line}:{column}): ");
+    assert!(err.starts_with(&want), "{err}\nexpected it to start with {want}");
+    assert!(err.contains("larger than the plate's size 3"), "{err}");
+}
+
+#[model]
 fn dynamic_names(n: usize) -> Result<Vec<Tensor>> {
     let mut out = Vec::new();
     for i in 0..n {

@@ -171,6 +171,26 @@ pub fn site(call: &SiteCall, krate: &syn::Path, meta: Option<TokenStream>) -> To
     }
 }
 
+/// `Some(&STATIC_META)` for a literal plate named `name` inside the plates `outer`.
+pub fn plate_meta(name: &syn::LitStr, outer: &[syn::LitStr], krate: &syn::Path) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let lit = syn::LitStr::new(&name.value(), Span::call_site());
+    let plates = outer.iter().map(|l| syn::LitStr::new(&l.value(), Span::call_site()));
+    let (line, column) = line_column(name.span());
+    quote! {
+        ::core::option::Option::Some({
+            static __PPL_PLATE: #p::SiteMeta = #p::SiteMeta {
+                name: #lit,
+                kind: #p::SiteKind::Plate,
+                observed: false,
+                plates: &[#(#plates),*],
+                location: #p::Location { file: ::core::file!(), line: #line, column: #column },
+            };
+            &__PPL_PLATE
+        })
+    }
+}
+
 /// The `static __PPL_SITES: [SiteMeta; N]` statement put first in an annotated function body.
 pub fn site_table(sites: &[Site], krate: &syn::Path) -> TokenStream {
     if sites.is_empty() {

@@ -153,6 +153,15 @@ impl<'a> Walker<'a> {
             (SiteMacro::Plate, _) | (_, None) => None,
             (_, Some(name)) => Some(self.record(&call, name.clone())),
         };
+        // A literal plate gets its own static metadata (outside the site table, which the
+        // model–guide check compares), so that plate errors quote its source location.
+        let plate_meta = match (kind, call.literal_name()) {
+            (SiteMacro::Plate, Some(name)) => {
+                let outer: Vec<LitStr> = self.plates.iter().flatten().cloned().collect();
+                Some(expand::plate_meta(name, &outer, self.krate))
+            }
+            _ => None,
+        };
         if kind == SiteMacro::Plate {
             let sequential = call.kw("sequential").is_some();
             self.plates.push(call.literal_name().cloned());
@@ -164,7 +173,7 @@ impl<'a> Walker<'a> {
             self.plates.pop();
         }
         let table = table_ident();
-        let meta = meta.map(|i| quote! { ::core::option::Option::Some(&#table[#i]) });
+        let meta = meta.map(|i| quote! { ::core::option::Option::Some(&#table[#i]) }).or(plate_meta);
         Some(expand::site(&call, self.krate, meta))
     }
 

@@ -140,7 +140,7 @@ fn default_process(msg: &mut Message) -> Result<()> {
             Ok(())
         }
         SiteKind::Param => Err(Error::NoParamStore),
-        SiteKind::Factor | SiteKind::Deterministic => Ok(()),
+        SiteKind::Factor | SiteKind::Deterministic | SiteKind::Plate => Ok(()),
     }
 }
 

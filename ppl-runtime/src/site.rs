@@ -20,6 +20,9 @@ pub enum SiteKind {
     Factor,
     /// A named deterministic function of other sites, recorded for inspection.
     Deterministic,
+    /// A plate. Only in static metadata (so plate errors quote their source line); plates send
+    /// no messages.
+    Plate,
 }
 
 impl fmt::Display for SiteKind {
@@ -29,6 +32,7 @@ impl fmt::Display for SiteKind {
             SiteKind::Param => "param",
             SiteKind::Factor => "factor",
             SiteKind::Deterministic => "deterministic",
+            SiteKind::Plate => "plate",
         })
     }
 }

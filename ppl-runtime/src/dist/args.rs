@@ -3,7 +3,8 @@
 use crate::defaults;
 use crate::dist::constraints::Constraint;
 use crate::error::{Error, Result};
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, Var};
 
 /// A distribution parameter: a plain number or a tensor.
 ///
@@ -160,7 +161,7 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 
 /// Checks parameter `arg` of `dist` against `constraint` when validation is on.
 pub fn validate_param(dist: &'static str, arg: &'static str, value: &Tensor, constraint: &Constraint) -> Result<()> {
-    if !defaults::validation_enabled() {
+    if !defaults::validation_enabled() || quick_ok(value, constraint)? {
         return Ok(());
     }
     if let Some(detail) = constraint.first_violation(value)? {
@@ -171,7 +172,7 @@ pub fn validate_param(dist: &'static str, arg: &'static str, value: &Tensor, con
 
 /// Checks that `value` lies in the support of `dist` when validation is on.
 pub fn validate_value(dist: &'static str, value: &Tensor, support: &Constraint) -> Result<()> {
-    if !defaults::validation_enabled() {
+    if !defaults::validation_enabled() || quick_ok(value, support)? {
         return Ok(());
     }
     if let Some(detail) = support.first_violation(value)? {
@@ -232,3 +233,74 @@ pub fn expand_param(dist: &'static str, t: &Tensor, old_batch: &[usize], new_bat
     }
     Ok(t.broadcast_as(target)?)
 }
+
+// Fast path of validation: when a value is valid (the common case), prove it with one pass
+// over the data instead of copying every element to the host for the full, descriptive check.
+
+/// Whether one-pass device reductions prove `value` satisfies `c` (sum finite, so no NaN or
+/// infinity; then min/max against the bounds). `false` means "unknown": run the full check.
+fn quick_ok(value: &Tensor, c: &Constraint) -> Result<bool> {
+    let (lo, strict, hi) = match c {
+        Constraint::Real => (None, false, None),
+        Constraint::Positive => (Some(0.0), true, None),
+        Constraint::Nonnegative => (Some(0.0), false, None),
+        Constraint::UnitInterval => (Some(0.0), false, Some(1.0)),
+        _ => return Ok(false),
+    };
+    if !value.dtype().is_float() || value.elem_count() == 0 {
+        return Ok(false);
+    }
+    let v = value.detach();
+    if v.device().is_cpu() && v.is_contiguous() {
+        // One tight pass over the storage, no copies.
+        let check = SupportCheck { lo: lo.unwrap_or(f64::NEG_INFINITY), strict, hi: hi.unwrap_or(f64::INFINITY) };
+        let ok = v.apply_op1_no_bwd(&check)?;
+        return Ok(ok.to_dtype(DType::F64)?.to_vec1::<f64>()?[0] == 1.0);
+    }
+    let scalar = |t: Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
+    if !scalar(v.sum_all()?)?.is_finite() {
+        return Ok(false);
+    }
+    if let Some(lo) = lo {
+        let m = scalar(v.min_all()?)?;
+        if m < lo || (strict && m == lo) {
+            return Ok(false);
+        }
+    }
+    if let Some(hi) = hi
+        && scalar(v.max_all()?)? > hi
+    {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Whether every element is finite and within `[lo, hi]` (`(lo, hi]` when `strict`): a
+/// one-element tensor holding 1 or 0. Contiguous CPU storage only.
+struct SupportCheck {
+    lo: f64,
+    strict: bool,
+    hi: f64,
+}
+
+impl CustomOp1 for SupportCheck {
+    fn name(&self) -> &'static str {
+        "support_check"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("`support_check` needs a contiguous tensor") };
+        macro_rules! all {
+            ($v:expr, $t:ty) => {{
+                let (lo, hi, strict) = (self.lo as $t, self.hi as $t, self.strict);
+                $v[a..b].iter().fold(true, |ok, &x| ok & x.is_finite() & (x >= lo) & (!strict | (x > lo)) & (x <= hi))
+            }};
+        }
+        let ok = match s {
+            CpuStorage::F32(v) => all!(v, f32),
+            CpuStorage::F64(v) => all!(v, f64),
+            s => candle_core::bail!("`support_check` needs f32 or f64, got {:?}", s.dtype()),
+        };
+        Ok((CpuStorage::F64(vec![if ok { 1.0 } else { 0.0 }]), Shape::from(1)))
+    }
+}
+

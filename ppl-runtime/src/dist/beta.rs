@@ -1,10 +1,11 @@
 //! The beta distribution.
 
+use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
 use crate::dist::gamma::standard_gamma;
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::{betainc, digamma, log_beta};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -36,8 +37,8 @@ impl Beta {
     /// A beta with `concentration1 > 0` (α) and `concentration0 > 0` (β), scalars or tensors.
     pub fn new(concentration1: impl Into<Arg>, concentration0: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("Beta", vec![("concentration1", concentration1.into()), ("concentration0", concentration0.into())])?;
-        ops::check_param("Beta", "concentration1", &r.tensors[0], &Constraint::Positive)?;
-        ops::check_param("Beta", "concentration0", &r.tensors[1], &Constraint::Positive)?;
+        args::validate_param("Beta", "concentration1", &r.tensors[0], &Constraint::Positive)?;
+        args::validate_param("Beta", "concentration0", &r.tensors[1], &Constraint::Positive)?;
         let [concentration1, concentration0] = ops::take(r.tensors);
         Ok(Beta { concentration1, concentration0, batch_shape: r.shape, log_norm: OnceLock::new() })
     }
@@ -87,9 +88,9 @@ impl Distribution for Beta {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Beta", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Beta", value, &Constraint::UnitInterval)?;
-        let a = ops::xlogy(&self.concentration1.affine(1.0, -1.0)?, value)?;
-        let b = ops::xlogy(&self.concentration0.affine(1.0, -1.0)?, &value.affine(-1.0, 1.0)?)?;
+        args::validate_value("Beta", value, &Constraint::UnitInterval)?;
+        let a = special::xlogy(&self.concentration1.affine(1.0, -1.0)?, value)?;
+        let b = special::xlogy(&self.concentration0.affine(1.0, -1.0)?, &value.affine(-1.0, 1.0)?)?;
         let ln = ops::cached(&self.log_norm, || log_beta(&self.concentration1, &self.concentration0))?;
         Ok((a + b)?.broadcast_sub(ln)?)
     }

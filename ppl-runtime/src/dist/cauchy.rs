@@ -1,9 +1,10 @@
 //! The Cauchy (Lorentz) distribution.
 
+use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::log1p;
 use crate::error::Result;
 use crate::rng::Rng;
@@ -33,8 +34,8 @@ impl Cauchy {
     /// A Cauchy with location `loc` and scale `scale > 0` (scalars or tensors, broadcast).
     pub fn new(loc: impl Into<Arg>, scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("Cauchy", vec![("loc", loc.into()), ("scale", scale.into())])?;
-        ops::check_param("Cauchy", "loc", &r.tensors[0], &Constraint::Real)?;
-        ops::check_param("Cauchy", "scale", &r.tensors[1], &Constraint::Positive)?;
+        args::validate_param("Cauchy", "loc", &r.tensors[0], &Constraint::Real)?;
+        args::validate_param("Cauchy", "scale", &r.tensors[1], &Constraint::Positive)?;
         let [loc, scale] = ops::take(r.tensors);
         Ok(Cauchy { loc, scale, batch_shape: r.shape })
     }
@@ -83,7 +84,7 @@ impl Distribution for Cauchy {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Cauchy", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Cauchy", value, &Constraint::Real)?;
+        args::validate_value("Cauchy", value, &Constraint::Real)?;
         let l = log1p(&self.z(value)?.sqr()?)?;
         Ok(l.broadcast_add(&self.scale.log()?)?.affine(-1.0, -PI.ln())?)
     }
@@ -101,11 +102,11 @@ impl Distribution for Cauchy {
     }
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Cauchy", value, &self.batch_shape, &[], self.dtype())?;
-        Ok(ops::atan(&self.z(value)?)?.affine(1.0 / PI, 0.5)?)
+        Ok(special::atan(&self.z(value)?)?.affine(1.0 / PI, 0.5)?)
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Cauchy", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Cauchy", value, &Constraint::UnitInterval)?;
+        args::validate_value("Cauchy", value, &Constraint::UnitInterval)?;
         self.icdf_unchecked(value)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
@@ -122,7 +123,7 @@ impl Distribution for Cauchy {
 
 impl Cauchy {
     fn icdf_unchecked(&self, p: &Tensor) -> Result<Tensor> {
-        let t = ops::tan(&p.affine(PI, -0.5 * PI)?)?;
+        let t = special::tan(&p.affine(PI, -0.5 * PI)?)?;
         Ok(t.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?)
     }
 }

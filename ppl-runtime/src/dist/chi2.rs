@@ -3,7 +3,6 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
 use crate::dist::gamma::Gamma;
 use crate::error::Result;
 use crate::rng::Rng;
@@ -30,7 +29,7 @@ impl Chi2 {
     pub fn new(df: impl Into<Arg>) -> Result<Self> {
         let df = df.into();
         let r = args::resolve("Chi2", vec![("df", df.clone())])?;
-        ops::check_param("Chi2", "df", &r.tensors[0], &Constraint::Positive)?;
+        args::validate_param("Chi2", "df", &r.tensors[0], &Constraint::Positive)?;
         let df_t = r.tensors[0].clone();
         let half = match df {
             Arg::Scalar(x) => Arg::Scalar(x / 2.0),
@@ -72,7 +71,7 @@ impl Distribution for Chi2 {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Chi2", value, self.batch_shape(), &[], self.dtype())?;
-        ops::check_support("Chi2", value, &Constraint::Nonnegative)?;
+        args::validate_value("Chi2", value, &Constraint::Nonnegative)?;
         self.gamma.log_prob_unchecked(value)
     }
     fn support(&self) -> Constraint {

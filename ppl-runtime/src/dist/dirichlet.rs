@@ -1,10 +1,11 @@
 //! The Dirichlet distribution over the probability simplex.
 
+use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
 use crate::dist::gamma::standard_gamma;
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::{digamma, lgamma};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -47,7 +48,7 @@ impl Dirichlet {
                 hint: Some("wrap a single concentration in a 1-element vector".into()),
             });
         }
-        ops::check_param("Dirichlet", "concentration", &c, &Constraint::Positive)?;
+        args::validate_param("Dirichlet", "concentration", &c, &Constraint::Positive)?;
         let (batch, k) = c.dims().split_at(c.rank() - 1);
         Ok(Dirichlet { batch_shape: batch.to_vec(), event_shape: k.to_vec(), concentration: c, log_norm: OnceLock::new() })
     }
@@ -98,8 +99,8 @@ impl Distribution for Dirichlet {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Dirichlet", value, &self.batch_shape, &self.event_shape, self.dtype())?;
-        ops::check_support("Dirichlet", value, &Constraint::Simplex)?;
-        let t = ops::xlogy(&self.concentration.affine(1.0, -1.0)?, value)?.sum(D::Minus1)?;
+        args::validate_value("Dirichlet", value, &Constraint::Simplex)?;
+        let t = special::xlogy(&self.concentration.affine(1.0, -1.0)?, value)?.sum(D::Minus1)?;
         Ok(t.broadcast_add(self.log_norm()?)?)
     }
     fn support(&self) -> Constraint {

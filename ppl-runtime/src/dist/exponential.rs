@@ -3,7 +3,7 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::{expm1, log1p};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -28,7 +28,7 @@ impl Exponential {
     /// An exponential with rate `rate > 0` (a scalar or a tensor).
     pub fn new(rate: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("Exponential", vec![("rate", rate.into())])?;
-        ops::check_param("Exponential", "rate", &r.tensors[0], &Constraint::Positive)?;
+        args::validate_param("Exponential", "rate", &r.tensors[0], &Constraint::Positive)?;
         let [rate] = ops::take(r.tensors);
         Ok(Exponential { rate, batch_shape: r.shape })
     }
@@ -68,7 +68,7 @@ impl Distribution for Exponential {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Exponential", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Exponential", value, &Constraint::Nonnegative)?;
+        args::validate_value("Exponential", value, &Constraint::Nonnegative)?;
         Ok(self.rate.log()?.broadcast_sub(&value.broadcast_mul(&self.rate)?)?)
     }
     fn support(&self) -> Constraint {
@@ -89,7 +89,7 @@ impl Distribution for Exponential {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Exponential", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Exponential", value, &Constraint::UnitInterval)?;
+        args::validate_value("Exponential", value, &Constraint::UnitInterval)?;
         Ok(log1p(&value.neg()?)?.neg()?.broadcast_div(&self.rate)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

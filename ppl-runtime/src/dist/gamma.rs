@@ -9,10 +9,11 @@
 //! # References
 //! - M. Figurnov, S. Mohamed, A. Mnih, "Implicit Reparameterization Gradients", NeurIPS 2018.
 
+use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::{digamma, lgamma};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -53,8 +54,8 @@ impl Gamma {
     pub(crate) fn named(dist: &'static str, concentration: Arg, rate: Arg) -> Result<Self> {
         let consts = ops::host_const(&concentration).zip(ops::host_const(&rate));
         let r = args::resolve(dist, vec![("concentration", concentration), ("rate", rate)])?;
-        ops::check_param(dist, "concentration", &r.tensors[0], &Constraint::Positive)?;
-        ops::check_param(dist, "rate", &r.tensors[1], &Constraint::Positive)?;
+        args::validate_param(dist, "concentration", &r.tensors[0], &Constraint::Positive)?;
+        args::validate_param(dist, "rate", &r.tensors[1], &Constraint::Positive)?;
         let [concentration, rate] = ops::take(r.tensors);
         Ok(Gamma { concentration, rate, batch_shape: r.shape, consts, log_norm: OnceLock::new() })
     }
@@ -72,7 +73,7 @@ impl Gamma {
     fn log_norm(&self) -> Result<&Tensor> {
         ops::cached(&self.log_norm, || {
             let a = &self.concentration;
-            Ok((ops::xlogy(a, &self.rate)? - lgamma(a)?)?)
+            Ok((special::xlogy(a, &self.rate)? - lgamma(a)?)?)
         })
     }
 
@@ -88,7 +89,7 @@ impl Gamma {
             return Ok(x.apply_op3(&a, &b, GammaLogPdf3)?);
         }
         let a1 = self.concentration.affine(1.0, -1.0)?;
-        let t = ops::xlogy(&a1, value)?.broadcast_sub(&value.broadcast_mul(&self.rate)?)?;
+        let t = special::xlogy(&a1, value)?.broadcast_sub(&value.broadcast_mul(&self.rate)?)?;
         Ok(t.broadcast_add(self.log_norm()?)?)
     }
 
@@ -139,7 +140,7 @@ impl Distribution for Gamma {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Gamma", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Gamma", value, &Constraint::Nonnegative)?;
+        args::validate_value("Gamma", value, &Constraint::Nonnegative)?;
         self.log_prob_unchecked(value)
     }
     fn support(&self) -> Constraint {

@@ -3,7 +3,7 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::error::Result;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
@@ -33,8 +33,8 @@ impl Gumbel {
     /// A Gumbel with location `loc` and scale `scale > 0` (scalars or tensors, broadcast).
     pub fn new(loc: impl Into<Arg>, scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("Gumbel", vec![("loc", loc.into()), ("scale", scale.into())])?;
-        ops::check_param("Gumbel", "loc", &r.tensors[0], &Constraint::Real)?;
-        ops::check_param("Gumbel", "scale", &r.tensors[1], &Constraint::Positive)?;
+        args::validate_param("Gumbel", "loc", &r.tensors[0], &Constraint::Real)?;
+        args::validate_param("Gumbel", "scale", &r.tensors[1], &Constraint::Positive)?;
         let [loc, scale] = ops::take(r.tensors);
         Ok(Gumbel { loc, scale, batch_shape: r.shape })
     }
@@ -85,7 +85,7 @@ impl Distribution for Gumbel {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Gumbel", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Gumbel", value, &Constraint::Real)?;
+        args::validate_value("Gumbel", value, &Constraint::Real)?;
         // -(z + exp(-z)) - log(scale)
         let z = value.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?;
         let s = (&z + z.neg()?.exp()?)?;
@@ -110,7 +110,7 @@ impl Distribution for Gumbel {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Gumbel", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Gumbel", value, &Constraint::UnitInterval)?;
+        args::validate_value("Gumbel", value, &Constraint::UnitInterval)?;
         self.icdf_unchecked(value)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

@@ -1,9 +1,10 @@
 //! The half-Cauchy distribution: `|X|` for `X ~ Cauchy(0, scale)`.
 
+use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::log1p;
 use crate::error::Result;
 use crate::rng::Rng;
@@ -32,7 +33,7 @@ impl HalfCauchy {
     /// A half-Cauchy with scale `scale > 0` (a scalar or a tensor).
     pub fn new(scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("HalfCauchy", vec![("scale", scale.into())])?;
-        ops::check_param("HalfCauchy", "scale", &r.tensors[0], &Constraint::Positive)?;
+        args::validate_param("HalfCauchy", "scale", &r.tensors[0], &Constraint::Positive)?;
         let [scale] = ops::take(r.tensors);
         Ok(HalfCauchy { scale, batch_shape: r.shape })
     }
@@ -43,7 +44,7 @@ impl HalfCauchy {
     }
 
     fn icdf_unchecked(&self, p: &Tensor) -> Result<Tensor> {
-        Ok(ops::tan(&p.affine(FRAC_PI_2, 0.0)?)?.broadcast_mul(&self.scale)?)
+        Ok(special::tan(&p.affine(FRAC_PI_2, 0.0)?)?.broadcast_mul(&self.scale)?)
     }
 }
 
@@ -76,7 +77,7 @@ impl Distribution for HalfCauchy {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfCauchy", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("HalfCauchy", value, &Constraint::Nonnegative)?;
+        args::validate_value("HalfCauchy", value, &Constraint::Nonnegative)?;
         let l = log1p(&value.broadcast_div(&self.scale)?.sqr()?)?;
         Ok(l.broadcast_add(&self.scale.log()?)?.affine(-1.0, (2.0 / PI).ln())?)
     }
@@ -94,11 +95,11 @@ impl Distribution for HalfCauchy {
     }
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfCauchy", value, &self.batch_shape, &[], self.dtype())?;
-        Ok(ops::atan(&value.broadcast_div(&self.scale)?)?.affine(2.0 / PI, 0.0)?.relu()?)
+        Ok(special::atan(&value.broadcast_div(&self.scale)?)?.affine(2.0 / PI, 0.0)?.relu()?)
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfCauchy", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("HalfCauchy", value, &Constraint::UnitInterval)?;
+        args::validate_value("HalfCauchy", value, &Constraint::UnitInterval)?;
         self.icdf_unchecked(value)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

@@ -3,7 +3,8 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::{HALF_LN_2PI, ops};
+use crate::dist::normal::HALF_LN_2PI;
+use crate::dist::ops;
 use crate::dist::special;
 use crate::error::Result;
 use crate::rng::Rng;
@@ -30,7 +31,7 @@ impl HalfNormal {
     /// A half-normal with scale `scale > 0` (a scalar or a tensor).
     pub fn new(scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("HalfNormal", vec![("scale", scale.into())])?;
-        ops::check_param("HalfNormal", "scale", &r.tensors[0], &Constraint::Positive)?;
+        args::validate_param("HalfNormal", "scale", &r.tensors[0], &Constraint::Positive)?;
         let [scale] = ops::take(r.tensors);
         Ok(HalfNormal { scale, batch_shape: r.shape })
     }
@@ -70,7 +71,7 @@ impl Distribution for HalfNormal {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfNormal", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("HalfNormal", value, &Constraint::Nonnegative)?;
+        args::validate_value("HalfNormal", value, &Constraint::Nonnegative)?;
         let z2 = value.broadcast_div(&self.scale)?.sqr()?;
         Ok(z2.affine(-0.5, LN_2 - HALF_LN_2PI)?.broadcast_sub(&self.scale.log()?)?)
     }
@@ -94,7 +95,7 @@ impl Distribution for HalfNormal {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("HalfNormal", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("HalfNormal", value, &Constraint::UnitInterval)?;
+        args::validate_value("HalfNormal", value, &Constraint::UnitInterval)?;
         // Φ⁻¹((1 + p) / 2) σ
         Ok(special::ndtri(&value.affine(0.5, 0.5)?)?.broadcast_mul(&self.scale)?)
     }

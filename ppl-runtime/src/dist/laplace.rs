@@ -3,7 +3,7 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::{expm1, log1p};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -30,8 +30,8 @@ impl Laplace {
     /// A Laplace with location `loc` and scale `scale > 0` (scalars or tensors, broadcast).
     pub fn new(loc: impl Into<Arg>, scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("Laplace", vec![("loc", loc.into()), ("scale", scale.into())])?;
-        ops::check_param("Laplace", "loc", &r.tensors[0], &Constraint::Real)?;
-        ops::check_param("Laplace", "scale", &r.tensors[1], &Constraint::Positive)?;
+        args::validate_param("Laplace", "loc", &r.tensors[0], &Constraint::Real)?;
+        args::validate_param("Laplace", "scale", &r.tensors[1], &Constraint::Positive)?;
         let [loc, scale] = ops::take(r.tensors);
         Ok(Laplace { loc, scale, batch_shape: r.shape })
     }
@@ -82,7 +82,7 @@ impl Distribution for Laplace {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Laplace", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Laplace", value, &Constraint::Real)?;
+        args::validate_value("Laplace", value, &Constraint::Real)?;
         let z = value.broadcast_sub(&self.loc)?.abs()?.broadcast_div(&self.scale)?;
         Ok(z.broadcast_add(&self.scale.log()?)?.affine(-1.0, -LN_2)?)
     }
@@ -107,7 +107,7 @@ impl Distribution for Laplace {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Laplace", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Laplace", value, &Constraint::UnitInterval)?;
+        args::validate_value("Laplace", value, &Constraint::UnitInterval)?;
         // loc - b sign(p - 0.5) log1p(-2|p - 0.5|)
         self.at_signed_uniform(&value.affine(2.0, -1.0)?)
     }

@@ -3,7 +3,8 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::{HALF_LN_2PI, ops};
+use crate::dist::normal::HALF_LN_2PI;
+use crate::dist::ops;
 use crate::dist::special;
 use crate::dist::special::expm1;
 use crate::error::Result;
@@ -32,8 +33,8 @@ impl LogNormal {
     /// A log-normal whose logarithm has mean `loc` and standard deviation `scale > 0`.
     pub fn new(loc: impl Into<Arg>, scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("LogNormal", vec![("loc", loc.into()), ("scale", scale.into())])?;
-        ops::check_param("LogNormal", "loc", &r.tensors[0], &Constraint::Real)?;
-        ops::check_param("LogNormal", "scale", &r.tensors[1], &Constraint::Positive)?;
+        args::validate_param("LogNormal", "loc", &r.tensors[0], &Constraint::Real)?;
+        args::validate_param("LogNormal", "scale", &r.tensors[1], &Constraint::Positive)?;
         let [loc, scale] = ops::take(r.tensors);
         Ok(LogNormal { loc, scale, batch_shape: r.shape })
     }
@@ -78,7 +79,7 @@ impl Distribution for LogNormal {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("LogNormal", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("LogNormal", value, &Constraint::Positive)?;
+        args::validate_value("LogNormal", value, &Constraint::Positive)?;
         let y = value.log()?;
         let z = y.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?;
         let lp = z.sqr()?.affine(-0.5, -HALF_LN_2PI)?.broadcast_sub(&self.scale.log()?)?;
@@ -105,7 +106,7 @@ impl Distribution for LogNormal {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("LogNormal", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("LogNormal", value, &Constraint::UnitInterval)?;
+        args::validate_value("LogNormal", value, &Constraint::UnitInterval)?;
         Ok(special::ndtri(value)?.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?.exp()?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

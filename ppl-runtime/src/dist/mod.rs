@@ -4,6 +4,7 @@
 //! [`Rng`](crate::rng::Rng). Conventions follow `torch.distributions`.
 
 pub mod args;
+pub(crate) mod ops;
 pub mod constraints;
 pub mod linalg;
 mod distribution;
@@ -18,9 +19,9 @@ mod geometric;
 mod mixture;
 mod multinomial;
 mod negative_binomial;
+mod zero_inflated;
 mod one_hot_categorical;
 mod poisson;
-mod zero_inflated;
 mod independent;
 mod masked;
 mod kl;
@@ -38,12 +39,12 @@ mod laplace;
 mod lognormal;
 mod uniform;
 mod weibull;
+mod transformed;
 mod beta;
 mod chi2;
 mod dirichlet;
 mod student_t;
 mod von_mises;
-mod transformed;
 mod unit;
 
 pub use args::Arg;
@@ -55,9 +56,9 @@ pub use geometric::Geometric;
 pub use mixture::MixtureSameFamily;
 pub use multinomial::Multinomial;
 pub use negative_binomial::NegativeBinomial;
+pub use zero_inflated::ZeroInflatedPoisson;
 pub use one_hot_categorical::OneHotCategorical;
 pub use poisson::Poisson;
-pub use zero_inflated::ZeroInflatedPoisson;
 pub use constraints::Constraint;
 pub use distribution::{DistRef, DistRefExt, Distribution, DistributionExt, IntoDist};
 pub use independent::Independent;

@@ -4,7 +4,7 @@ use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
 use crate::dist::gamma::standard_gamma;
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::{digamma, lgamma, log1p, scalar};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -40,9 +40,9 @@ impl StudentT {
     /// A Student's t with `df > 0`, `loc` and `scale > 0` (scalars or tensors, broadcast).
     pub fn new(df: impl Into<Arg>, loc: impl Into<Arg>, scale: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("StudentT", vec![("df", df.into()), ("loc", loc.into()), ("scale", scale.into())])?;
-        ops::check_param("StudentT", "df", &r.tensors[0], &Constraint::Positive)?;
-        ops::check_param("StudentT", "loc", &r.tensors[1], &Constraint::Real)?;
-        ops::check_param("StudentT", "scale", &r.tensors[2], &Constraint::Positive)?;
+        args::validate_param("StudentT", "df", &r.tensors[0], &Constraint::Positive)?;
+        args::validate_param("StudentT", "loc", &r.tensors[1], &Constraint::Real)?;
+        args::validate_param("StudentT", "scale", &r.tensors[2], &Constraint::Positive)?;
         let [df, loc, scale] = ops::take(r.tensors);
         Ok(StudentT { df, loc, scale, batch_shape: r.shape, log_norm: OnceLock::new() })
     }
@@ -105,7 +105,7 @@ impl Distribution for StudentT {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("StudentT", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("StudentT", value, &Constraint::Real)?;
+        args::validate_value("StudentT", value, &Constraint::Real)?;
         let y2 = self.standardize(value)?.sqr()?;
         let t = log1p(&y2.broadcast_div(&self.df)?)?.broadcast_mul(&self.df.affine(-0.5, -0.5)?)?;
         let z = ops::cached(&self.log_norm, || {

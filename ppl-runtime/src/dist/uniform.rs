@@ -4,7 +4,7 @@ use crate::defaults;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
@@ -48,8 +48,8 @@ impl Uniform {
         let (low, high) = (low.into(), high.into());
         let bounds = ops::host_const(&low).zip(ops::host_const(&high));
         let r = args::resolve("Uniform", vec![("low", low), ("high", high)])?;
-        ops::check_param("Uniform", "low", &r.tensors[0], &Constraint::Real)?;
-        ops::check_param("Uniform", "high", &r.tensors[1], &Constraint::Real)?;
+        args::validate_param("Uniform", "low", &r.tensors[0], &Constraint::Real)?;
+        args::validate_param("Uniform", "high", &r.tensors[1], &Constraint::Real)?;
         if defaults::validation_enabled() {
             let h = host(&[&r.tensors[0], &r.tensors[1]], &r.shape)?;
             if let Some(i) = h[0].iter().zip(&h[1]).position(|(l, u)| l.is_nan() || u.is_nan() || l >= u) {
@@ -157,7 +157,7 @@ impl Distribution for Uniform {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Uniform", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Uniform", value, &Constraint::UnitInterval)?;
+        args::validate_value("Uniform", value, &Constraint::UnitInterval)?;
         Ok(value.broadcast_mul(&self.width()?)?.broadcast_add(&self.low)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

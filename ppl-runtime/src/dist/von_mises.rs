@@ -3,7 +3,7 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::{i0e, i1e, log_i0};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -35,8 +35,8 @@ impl VonMises {
     /// A von Mises with mean direction `loc` and `concentration > 0` (scalars or tensors).
     pub fn new(loc: impl Into<Arg>, concentration: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("VonMises", vec![("loc", loc.into()), ("concentration", concentration.into())])?;
-        ops::check_param("VonMises", "loc", &r.tensors[0], &Constraint::Real)?;
-        ops::check_param("VonMises", "concentration", &r.tensors[1], &Constraint::Positive)?;
+        args::validate_param("VonMises", "loc", &r.tensors[0], &Constraint::Real)?;
+        args::validate_param("VonMises", "concentration", &r.tensors[1], &Constraint::Positive)?;
         let [loc, concentration] = ops::take(r.tensors);
         Ok(VonMises { loc, concentration, batch_shape: r.shape })
     }
@@ -108,7 +108,7 @@ impl Distribution for VonMises {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("VonMises", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("VonMises", value, &Constraint::Real)?;
+        args::validate_value("VonMises", value, &Constraint::Real)?;
         let c = value.broadcast_sub(&self.loc)?.cos()?.broadcast_mul(&self.concentration)?;
         Ok(c.broadcast_sub(&log_i0(&self.concentration)?.affine(1.0, (2.0 * PI).ln())?)?)
     }

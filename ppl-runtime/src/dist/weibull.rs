@@ -1,10 +1,11 @@
 //! The two-parameter Weibull distribution.
 
+use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
 use crate::dist::gumbel::EULER_GAMMA;
-use crate::dist::normal::ops;
+use crate::dist::ops;
 use crate::dist::special::{expm1, lgamma, log1p};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -31,8 +32,8 @@ impl Weibull {
     /// A Weibull with scale `scale > 0` and shape `concentration > 0` (scalars or tensors).
     pub fn new(scale: impl Into<Arg>, concentration: impl Into<Arg>) -> Result<Self> {
         let r = args::resolve("Weibull", vec![("scale", scale.into()), ("concentration", concentration.into())])?;
-        ops::check_param("Weibull", "scale", &r.tensors[0], &Constraint::Positive)?;
-        ops::check_param("Weibull", "concentration", &r.tensors[1], &Constraint::Positive)?;
+        args::validate_param("Weibull", "scale", &r.tensors[0], &Constraint::Positive)?;
+        args::validate_param("Weibull", "concentration", &r.tensors[1], &Constraint::Positive)?;
         let [scale, concentration] = ops::take(r.tensors);
         Ok(Weibull { scale, concentration, batch_shape: r.shape })
     }
@@ -88,11 +89,11 @@ impl Distribution for Weibull {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Weibull", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Weibull", value, &Constraint::Positive)?;
+        args::validate_value("Weibull", value, &Constraint::Positive)?;
         // log(k/λ) + (k - 1) log(x/λ) - (x/λ)^k
         let z = value.broadcast_div(&self.scale)?;
         let k = &self.concentration;
-        let t = ops::xlogy(&k.affine(1.0, -1.0)?, &z)?;
+        let t = special::xlogy(&k.affine(1.0, -1.0)?, &z)?;
         let pow = z.log()?.broadcast_mul(k)?.exp()?;
         let c = (k.log()? - self.scale.log()?)?;
         Ok(t.broadcast_sub(&pow)?.broadcast_add(&c)?)
@@ -120,7 +121,7 @@ impl Distribution for Weibull {
     }
     fn icdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Weibull", value, &self.batch_shape, &[], self.dtype())?;
-        ops::check_support("Weibull", value, &Constraint::UnitInterval)?;
+        args::validate_value("Weibull", value, &Constraint::UnitInterval)?;
         self.scaled_exponential(&log1p(&value.neg()?)?.neg()?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {

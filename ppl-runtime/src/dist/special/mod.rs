@@ -270,23 +270,38 @@ fn sign(x: &Tensor) -> Result<Tensor> {
     apply(x, "sign", |x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x }, None)
 }
 
-/// `x · log(y)`, and exactly 0 where `x == 0` (even for `y == 0`), broadcast; no NaN
-/// gradient leaks from the masked branch.
+/// `x · log(y)`, and exactly 0 where `x == 0` (even for `y == 0`), broadcast.
+///
+/// Gradients: `∂/∂x = log y` everywhere it is finite — also at `x == 0`, where torch returns 0,
+/// which is wrong for a parameter such as a concentration of exactly 1 in `(α - 1) · log y` — and
+/// 0 where `x == 0` and `log y` is infinite; `∂/∂y = x / y`. No NaN leaks from the masked case.
 pub fn xlogy(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     x_times(x, y, "xlogy", |y| Ok(y.log()?))
 }
 
-/// `x · log(1 + y)`, and exactly 0 where `x == 0`, broadcast.
+/// `x · log(1 + y)`, and exactly 0 where `x == 0`, broadcast (gradients as [`xlogy`]).
 pub fn xlog1py(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     x_times(x, y, "xlog1py", log1p)
 }
 
 fn x_times(x: &Tensor, y: &Tensor, what: &str, f: fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
     let (x, y) = broadcast_pair(what, x, y)?;
-    let zero = x.eq(0.0)?;
-    // Sanitize first: `f` of the masked branch must stay finite, or its gradient (0 · ∞) is NaN.
-    let y_safe = zero.where_cond(&y.ones_like()?, &y)?;
-    Ok(zero.where_cond(&x.zeros_like()?, &(&x * f(&y_safe)?)?)?)
+    // Replace y by 1 only where x == 0 and f(y) is infinite: there the value must be 0 and
+    // 0 · ∞ would be NaN (in the value and in the gradient). Elsewhere x · f(y) is exact.
+    let infinite = f(&y.detach())?.abs()?.eq(f64::INFINITY)?;
+    let masked = (x.detach().eq(0.0)? * infinite)?;
+    let y_safe = masked.where_cond(&y.ones_like()?, &y)?;
+    Ok((&x * f(&y_safe)?)?)
+}
+
+/// `atan(x)`, differentiable (Candle has no `atan`).
+pub fn atan(x: &Tensor) -> Result<Tensor> {
+    apply(x, "atan", f64::atan, Some(|x, _| Ok(x.sqr()?.affine(1.0, 1.0)?.recip()?)))
+}
+
+/// `tan(x)`, differentiable (Candle has no `tan`).
+pub fn tan(x: &Tensor) -> Result<Tensor> {
+    apply(x, "tan", f64::tan, Some(|_, y| Ok(y.sqr()?.affine(1.0, 1.0)?)))
 }
 
 /// `log Σ exp(x)` along `dim` (removed), safe for rows that are all `-inf`: those give `-inf`

@@ -1,0 +1,131 @@
+//! Elementwise ops the continuous distributions share: scalar functions mapped on the host as Candle `CustomOp`s (CPU kernels; other devices get Candle's "no implementation" error), value-only host maps for the cdfs built on incomplete gamma/beta functions, and small parameter helpers.
+
+use crate::dist::args::Arg;
+use crate::error::Result;
+use candle_core::{DType, Layout, Tensor};
+use std::sync::OnceLock;
+
+/// The value of a constant scalar argument (a number, or a one-element tensor that carries
+/// no gradient), so that `log_prob` can use `affine` instead of broadcast ops.
+pub(crate) fn host_const(a: &Arg) -> Option<f64> {
+    match a {
+        Arg::Scalar(x) => Some(*x),
+        Arg::Tensor(t) if t.elem_count() == 1 && !t.track_op() && t.device().is_cpu() => {
+            t.flatten_all().ok()?.to_dtype(DType::F64).ok()?.to_vec1::<f64>().ok()?.first().copied()
+        }
+        Arg::Tensor(_) => None,
+    }
+}
+
+/// The tensors broadcast to their common shape and made contiguous (copies only where
+/// needed), for fused multi-input kernels.
+pub(crate) fn broadcast_contiguous<const N: usize>(ts: [&Tensor; N]) -> Result<[Tensor; N]> {
+    let mut shape: Vec<usize> = vec![];
+    for t in ts {
+        shape = crate::dist::args::broadcast_shapes(&shape, t.dims())
+            .ok_or_else(|| crate::Error::shape_mismatch("fused kernel: inputs do not broadcast", &shape, t.dims()))?;
+    }
+    let mut out = Vec::with_capacity(N);
+    for t in ts {
+        let b = if t.dims() == shape.as_slice() { t.clone() } else { t.broadcast_as(shape.as_slice())? };
+        out.push(if b.is_contiguous() { b } else { b.contiguous()? });
+    }
+    Ok(take(out))
+}
+
+/// `f` mapped over `src`, split across Candle's thread count (`RAYON_NUM_THREADS`) when
+/// the slice is large enough to repay spawning scoped threads.
+pub(crate) fn par_map<T: Copy + Sync, U: Copy + Send + Default>(src: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    let threads = candle_core::utils::get_num_threads().max(1);
+    if src.len() < (1 << 17) || threads == 1 {
+        return src.iter().map(|&x| f(x)).collect();
+    }
+    let mut out = vec![U::default(); src.len()];
+    let chunk = src.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        for (o, i) in out.chunks_mut(chunk).zip(src.chunks(chunk)) {
+            let f = &f;
+            s.spawn(move || o.iter_mut().zip(i).for_each(|(o, &x)| *o = f(x)));
+        }
+    });
+    out
+}
+
+/// `f` over three equal-length slices, split across threads like [`par_map`].
+pub(crate) fn par_zip3<T: Copy + Sync, U: Copy + Send + Default>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> U + Sync) -> Vec<U> {
+    let threads = candle_core::utils::get_num_threads().max(1);
+    let run = |o: &mut [U], start: usize| {
+        for (k, o) in o.iter_mut().enumerate() {
+            let i = start + k;
+            *o = f(a[i], b[i], c[i]);
+        }
+    };
+    let mut out = vec![U::default(); a.len()];
+    if a.len() < (1 << 15) || threads == 1 {
+        run(&mut out, 0);
+        return out;
+    }
+    let chunk = a.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        for (j, o) in out.chunks_mut(chunk).enumerate() {
+            let run = &run;
+            s.spawn(move || run(o, j * chunk));
+        }
+    });
+    out
+}
+
+/// [`par_map`] over a tensor's storage when it is contiguous, else Candle's strided map.
+pub(crate) fn map_storage<T: Copy + Sync + Send + Default>(v: &[T], l: &Layout, f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => par_map(&v[a..b], f),
+        None => candle_core::cpu_backend::unary_map(v, l, f),
+    }
+}
+
+/// The `N` resolved tensors as an array (`resolve` returns exactly one per argument).
+pub(crate) fn take<const N: usize>(v: Vec<Tensor>) -> [Tensor; N] {
+    v.try_into().unwrap_or_else(|v: Vec<Tensor>| unreachable!("resolve returned {} tensors", v.len()))
+}
+
+/// The tensor in `cell`, computing it with `f` on first use.
+pub(crate) fn cached(cell: &OnceLock<Tensor>, f: impl FnOnce() -> Result<Tensor>) -> Result<&Tensor> {
+    if let Some(t) = cell.get() {
+        return Ok(t);
+    }
+    let t = f()?;
+    Ok(cell.get_or_init(|| t))
+}
+
+/// Uniform draws in the open interval (0, 1) *in the target dtype* (f32 rounding of a
+/// draw near 1 would give exactly 1, and `log(1 - u)` would be infinite).
+pub(crate) fn uniform(rng: &mut crate::rng::Rng, shape: &[usize], dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
+    let (lo, hi) = if dtype == DType::F64 { (f64::MIN_POSITIVE, 1.0 - f64::EPSILON / 2.0) } else { (f32::MIN_POSITIVE as f64, 1.0 - (f32::EPSILON / 2.0) as f64) };
+    Ok(rng.uniform_tensor(shape, dtype, device)?.clamp(lo, hi)?)
+}
+
+/// Maps `f` over the broadcast of `inputs` on the host; the result carries no gradient
+/// (used for cdfs built on incomplete gamma/beta functions).
+pub(crate) fn host_map(inputs: &[&Tensor], f: impl Fn(&[f64]) -> f64) -> Result<Tensor> {
+    let mut shape: Vec<usize> = vec![];
+    for t in inputs {
+        shape = crate::dist::args::broadcast_shapes(&shape, t.dims()).ok_or_else(|| {
+            crate::Error::shape_mismatch("host_map: inputs do not broadcast", &shape, t.dims())
+        })?;
+    }
+    let host = inputs
+        .iter()
+        .map(|t| Ok(t.broadcast_as(shape.as_slice())?.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?))
+        .collect::<Result<Vec<_>>>()?;
+    let n: usize = shape.iter().product();
+    let mut buf = vec![0.0; inputs.len()];
+    let out: Vec<f64> = (0..n)
+        .map(|i| {
+            for (b, h) in buf.iter_mut().zip(&host) {
+                *b = h[i];
+            }
+            f(&buf)
+        })
+        .collect();
+    Ok(Tensor::from_vec(out, shape, inputs[0].device())?.to_dtype(inputs[0].dtype())?)
+}

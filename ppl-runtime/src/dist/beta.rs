@@ -74,9 +74,6 @@ impl Distribution for Beta {
     fn device(&self) -> &Device {
         self.concentration1.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

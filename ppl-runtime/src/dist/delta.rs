@@ -105,9 +105,6 @@ impl Distribution for Delta {
     fn device(&self) -> &Device {
         self.v.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

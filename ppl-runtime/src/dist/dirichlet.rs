@@ -86,9 +86,6 @@ impl Distribution for Dirichlet {
     fn device(&self) -> &Device {
         self.concentration.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

@@ -35,7 +35,12 @@ pub trait Distribution: Debug + Send + Sync + 'static {
     fn device(&self) -> &Device;
 
     /// Draws a sample of shape `sample_shape ++ batch_shape ++ event_shape`, with no gradient.
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor>;
+    ///
+    /// The default detaches [`Distribution::rsample`]; distributions that are not
+    /// reparameterizable implement this method instead.
+    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
+        Ok(self.rsample(rng, sample_shape)?.detach())
+    }
 
     /// Whether [`Distribution::rsample`] gives reparameterized (pathwise-differentiable) draws.
     fn has_rsample(&self) -> bool {

@@ -55,9 +55,6 @@ impl Distribution for Exponential {
     fn device(&self) -> &Device {
         self.rate.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

@@ -127,9 +127,6 @@ impl Distribution for Gamma {
     fn device(&self) -> &Device {
         self.concentration.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

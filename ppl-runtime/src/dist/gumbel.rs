@@ -72,9 +72,6 @@ impl Distribution for Gumbel {
     fn device(&self) -> &Device {
         self.loc.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

@@ -136,9 +136,6 @@ impl Distribution for LowRankMultivariateNormal {
     fn device(&self) -> &Device {
         self.loc.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

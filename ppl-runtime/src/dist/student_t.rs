@@ -88,9 +88,6 @@ impl Distribution for StudentT {
     fn device(&self) -> &Device {
         self.df.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

@@ -115,9 +115,6 @@ impl Distribution for Uniform {
     fn device(&self) -> &Device {
         self.low.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

@@ -76,9 +76,6 @@ impl Distribution for Weibull {
     fn device(&self) -> &Device {
         self.scale.device()
     }
-    fn sample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
-        Ok(self.rsample(rng, sample_shape)?.detach())
-    }
     fn has_rsample(&self) -> bool {
         true
     }

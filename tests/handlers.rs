@@ -447,3 +447,39 @@ fn mixed_dtypes_at_a_site_are_an_error_naming_both() {
     let msg = err.to_string();
     assert!(msg.contains("site `x`") && msg.contains("F32") && msg.contains("F64"), "{msg}");
 }
+
+#[test]
+fn sequential_plate_as_an_iterator() -> Result<()> {
+    let (_, tr) = handlers::trace(|| {
+        for i in ppl::seq_plate_iter("steps", 4)? {
+            ppl::sample(format!("z_{i}"), Normal::new(0.0, 1.0)?)?;
+        }
+        // After the loop no frame is left: this site lies in no plate.
+        ppl::sample("after", Normal::new(0.0, 1.0)?)
+    })?;
+    for i in 0..4 {
+        let f = &tr.get(&format!("z_{i}")).unwrap().cond_indep_stack;
+        assert_eq!((f.len(), f[0].name.as_str(), f[0].counter, f[0].dim), (1, "steps", i, None));
+    }
+    assert!(tr.get("after").unwrap().cond_indep_stack.is_empty());
+    // Breaking out early drops the iterator and its frame.
+    let depth = ppl::runtime::stack_depth();
+    for i in ppl::seq_plate_iter("steps", 10)? {
+        if i == 2 {
+            break;
+        }
+        assert_eq!(ppl::runtime::stack_depth(), depth + 1);
+    }
+    assert_eq!(ppl::runtime::stack_depth(), depth);
+    // Advancing the iterator inside another handler's scope removes only its own frame.
+    let mut it = ppl::seq_plate_iter("outer", 3)?;
+    it.next();
+    let (_, tr) = handlers::trace(|| {
+        it.next();
+        ppl::sample("w", Normal::new(0.0, 1.0)?)
+    })?;
+    assert_eq!(tr.get("w").unwrap().cond_indep_stack[0].counter, 1);
+    drop(it);
+    assert_eq!(ppl::runtime::stack_depth(), depth);
+    Ok(())
+}

@@ -208,6 +208,65 @@ pub fn seq_plate_with<R>(
     Ok(out)
 }
 
+/// A sequential plate as an iterator (Pyro's `for i in pyro.plate(...)`): each step yields the
+/// next index, and the sites sampled until the next step lie in that iteration's frame.
+///
+/// ```
+/// use ppl_runtime::{dist::Normal, handlers::trace, primitives::{sample, seq_plate_iter}};
+/// let (_, tr) = trace(|| {
+///     for i in seq_plate_iter("steps", 3)? {
+///         sample(format!("z_{i}"), Normal::new(0.0, 1.0)?)?;
+///     }
+///     Ok(())
+/// })?;
+/// assert_eq!(tr.get("z_2").unwrap().cond_indep_stack[0].counter, 2);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
+pub fn seq_plate_iter(name: impl Into<String>, size: usize) -> Result<SeqPlateIter> {
+    seq_plate_iter_with(name, size, PlateOptions::default())
+}
+
+/// [`seq_plate_iter`] with options (subsampling; a sequential plate has no `dim`).
+pub fn seq_plate_iter_with(name: impl Into<String>, size: usize, opts: PlateOptions) -> Result<SeqPlateIter> {
+    let name = name.into();
+    if opts.dim.is_some() {
+        return Err(Error::Plate { plate: name, message: "a sequential plate has no tensor `dim`".into() });
+    }
+    let indices: Vec<u32> = subsample_indices(&name, size, &opts)?.to_vec1()?;
+    Ok(SeqPlateIter { name, size, indices, pos: 0, frame: None })
+}
+
+/// The iterator of [`seq_plate_iter`]; its current frame is uninstalled at the next step and
+/// when the iterator is dropped (e.g. on `break`).
+pub struct SeqPlateIter {
+    name: String,
+    size: usize,
+    indices: Vec<u32>,
+    pos: usize,
+    frame: Option<runtime::HandlerGuard>,
+}
+
+impl Iterator for SeqPlateIter {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        self.frame = None;
+        let &index = self.indices.get(self.pos)?;
+        let mut handler = PlateHandler::new(self.name.clone(), None, self.size, self.indices.len());
+        handler.counter = self.pos;
+        self.frame = Some(runtime::install(Rc::new(RefCell::new(handler))));
+        self.pos += 1;
+        Some(index as usize)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.indices.len() - self.pos;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for SeqPlateIter {}
+
 /// A sequential plate with default options.
 pub fn seq_plate<R>(name: impl Into<String>, size: usize, body: impl FnMut(usize) -> Result<R>) -> Result<Vec<R>> {
     seq_plate_with(name, size, PlateOptions::default(), body)

@@ -54,13 +54,14 @@ pub struct HandlerGuard {
 
 impl Drop for HandlerGuard {
     fn drop(&mut self) {
+        // Remove this guard's own frame even if it is not on top (a sequential-plate iterator
+        // advanced inside another handler's scope), so a misordered drop never pops another
+        // handler's frame. Scoped installs always drop in order.
         STACK.with(|s| {
             let mut s = s.borrow_mut();
-            let top = s.pop();
-            debug_assert!(
-                top.as_ref().map(|f| f.id) == Some(self.id),
-                "handler guards dropped out of order"
-            );
+            if let Some(i) = s.iter().rposition(|f| f.id == self.id) {
+                s.remove(i);
+            }
         });
     }
 }

@@ -147,3 +147,30 @@ fn params_work_with_distributions() -> Result<()> {
     assert!(grads.get(store.get_unconstrained("loc").unwrap().as_tensor()).is_some());
     Ok(())
 }
+
+#[test]
+fn get_set_names_and_iterate() -> Result<()> {
+    let store = ParamStore::new();
+    store.scope(|| -> Result<()> {
+        ppl::param("a", 1.0)?;
+        ppl::param_with("b", 3.0, positive())?;
+        Ok(())
+    })?;
+    assert_eq!(store.names(), ["a", "b"]);
+    let var_b = store.get_unconstrained("b").unwrap();
+    // Setting an existing parameter keeps its Var (optimizers keep tracking it).
+    store.set("b", &Tensor::new(5.0f32, &Device::Cpu)?, Constraint::Positive)?;
+    assert_eq!(store.get_unconstrained("b").unwrap().id(), var_b.id());
+    assert!((scalar(var_b.as_tensor()) - 5f64.ln()).abs() < 1e-6);
+    let all: Vec<(String, f64)> = store.iter()?.into_iter().map(|(n, t)| (n, scalar(&t))).collect();
+    assert_eq!(all[0], ("a".to_string(), 1.0));
+    assert!((all[1].1 - 5.0).abs() < 1e-5);
+    // A value outside the constraint is refused, and the old value stays.
+    let err = store.set("b", &Tensor::new(-1.0f32, &Device::Cpu)?, Constraint::Positive).unwrap_err();
+    assert!(err.to_string().contains("positive"), "{err}");
+    assert!((scalar(&store.get("b")?.unwrap()) - 5.0).abs() < 1e-5);
+    assert!(store.remove("a") && !store.contains("a"));
+    store.clear();
+    assert!(store.is_empty());
+    Ok(())
+}

@@ -40,3 +40,8 @@ pub mod prelude {
     #[allow(unused_imports)]
     pub use ppl_macros::*;
 }
+
+/// The README's examples, compiled and run as doc tests so that the README stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -166,7 +166,7 @@ impl ParamStore {
                 return register_var(&mut g, name, var);
             }
             if let Some(e) = g.entries.get(name) {
-                return Ok(e.transform.forward(e.unconstrained.as_tensor())?);
+                return e.transform.forward(e.unconstrained.as_tensor());
             }
         }
         // The lock is released while a lazy initializer runs: it may itself touch the store.

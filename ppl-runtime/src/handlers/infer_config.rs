@@ -4,9 +4,12 @@ use crate::error::Result;
 use crate::runtime::{Handler, with_handler};
 use crate::site::{InferConfig, Message, SiteKind};
 
+/// A function choosing the inference configuration of a site.
+pub type ConfigFn = Box<dyn Fn(&Message) -> Option<InferConfig>>;
+
 /// Merges `config(msg)` into the infer config of every sample site.
 pub struct InferConfigHandler {
-    config: Box<dyn Fn(&Message) -> Option<InferConfig>>,
+    config: ConfigFn,
 }
 
 impl InferConfigHandler {

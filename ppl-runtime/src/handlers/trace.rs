@@ -14,9 +14,8 @@ pub struct TraceHandler {
 
 impl Handler for TraceHandler {
     fn postprocess(&mut self, msg: &mut Message) -> Result<()> {
-        let mut site = msg.clone();
-        site.param = site.param.take().map(|p| p.clone());
-        self.trace.add(site)
+        // Cloning drops the parameter's one-shot initializer (see `ParamSpec`'s `Clone`).
+        self.trace.add(msg.clone())
     }
 }
 

@@ -144,10 +144,10 @@ fn dynamic_names_work_and_carry_no_static_metadata() -> Result<()> {
 
 #[model]
 fn all_kinds(x: &Tensor, mask: &Tensor, calls: &Rc<Cell<u32>>) -> Result<Tensor> {
-    let calls = calls.clone();
-    let w = param!("w", move || {
+    // The lazy initializer borrows the model's arguments (no `move`, no clone).
+    let w = param!("w", || {
         calls.set(calls.get() + 1);
-        Ok(Tensor::new(&[0.5f32, 0.25], &Device::Cpu)?)
+        Ok(Tensor::new(&[0.5f32, 0.25], x.device())?)
     });
     let p = param!("p", 0.25, constraint = interval(0.0, 1.0));
     let c = sample!("c", Bernoulli::new(&p)?, enumerate = parallel);

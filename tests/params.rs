@@ -174,3 +174,18 @@ fn get_set_names_and_iterate() -> Result<()> {
     assert!(store.is_empty());
     Ok(())
 }
+
+#[test]
+fn lazy_init_may_borrow_the_models_arguments() -> Result<()> {
+    let x = Tensor::ones((5, 3), DType::F32, &Device::Cpu)?;
+    let model = |x: &Tensor| -> Result<Tensor> {
+        ppl::param("w", ParamInit::lazy(|| Ok(Tensor::zeros(x.dim(1)?, x.dtype(), x.device())?)))
+    };
+    let store = ParamStore::new();
+    let w = store.scope(|| model(&x))?;
+    assert_eq!(w.dims(), &[3]);
+    // A trace of the run keeps the site but not the (borrowing) initializer.
+    let (_, tr) = store.scope(|| handlers::trace(|| model(&x)))?;
+    assert!(tr.get("w").unwrap().param.as_ref().unwrap().init.is_none());
+    Ok(())
+}

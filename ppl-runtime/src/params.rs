@@ -159,7 +159,7 @@ impl ParamStore {
     }
 
     /// The constrained value of `name`, creating it from `init` under `constraint` if missing.
-    pub(crate) fn get_or_create(&self, name: &str, constraint: &Constraint, init: Option<ParamInit>) -> Result<Tensor> {
+    pub(crate) fn get_or_create(&self, name: &str, constraint: &Constraint, init: Option<ParamInit<'_>>) -> Result<Tensor> {
         {
             let mut g = self.lock();
             if let Some(ParamInit::Var(var)) = &init {

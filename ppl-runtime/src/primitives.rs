@@ -84,7 +84,7 @@ impl Default for ParamOptions {
 
 /// The learnable parameter `name`, created from `init` the first time (Pyro's `pyro.param`).
 /// Needs a parameter store in scope ([`ParamStore::scope`](crate::params::ParamStore::scope)).
-pub fn param_with(name: impl Into<String>, init: impl Into<ParamInit>, opts: ParamOptions) -> Result<Tensor> {
+pub fn param_with<'a>(name: impl Into<String>, init: impl Into<ParamInit<'a>>, opts: ParamOptions) -> Result<Tensor> {
     let mut msg = Message::new(name.into(), SiteKind::Param);
     msg.meta = opts.meta;
     msg.param = Some(ParamSpec { constraint: opts.constraint, event_dim: opts.event_dim, init: Some(init.into()) });
@@ -94,7 +94,7 @@ pub fn param_with(name: impl Into<String>, init: impl Into<ParamInit>, opts: Par
 }
 
 /// The real-valued learnable parameter `name`.
-pub fn param(name: impl Into<String>, init: impl Into<ParamInit>) -> Result<Tensor> {
+pub fn param<'a>(name: impl Into<String>, init: impl Into<ParamInit<'a>>) -> Result<Tensor> {
     param_with(name, init, ParamOptions::default())
 }
 

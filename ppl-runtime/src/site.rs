@@ -103,25 +103,26 @@ impl CondIndepFrame {
 }
 
 /// How a parameter is initialized when the store does not yet have it.
-pub enum ParamInit {
+pub enum ParamInit<'a> {
     /// A constrained initial value.
     Value(Tensor),
     /// A scalar initial value (dtype and device from the thread defaults).
     Scalar(f64),
     /// A closure called only if the parameter does not exist yet.
-    Lazy(Box<dyn FnOnce() -> Result<Tensor>>),
+    Lazy(Box<dyn FnOnce() -> Result<Tensor> + 'a>),
     /// An existing Var, registered as is (used by `module`).
     Var(Var),
 }
 
-impl ParamInit {
-    /// An initializer called only when the parameter is first created.
-    pub fn lazy(f: impl FnOnce() -> Result<Tensor> + 'static) -> ParamInit {
+impl<'a> ParamInit<'a> {
+    /// An initializer called only when the parameter is first created. It may borrow from
+    /// the model's arguments (`|| Tensor::zeros(x.dim(1)?, DType::F32, x.device())`).
+    pub fn lazy(f: impl FnOnce() -> Result<Tensor> + 'a) -> ParamInit<'a> {
         ParamInit::Lazy(Box::new(f))
     }
 }
 
-impl fmt::Debug for ParamInit {
+impl fmt::Debug for ParamInit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParamInit::Value(t) => write!(f, "Value({:?})", t.dims()),
@@ -132,22 +133,22 @@ impl fmt::Debug for ParamInit {
     }
 }
 
-impl From<f64> for ParamInit {
+impl From<f64> for ParamInit<'_> {
     fn from(x: f64) -> Self {
         ParamInit::Scalar(x)
     }
 }
-impl From<f32> for ParamInit {
+impl From<f32> for ParamInit<'_> {
     fn from(x: f32) -> Self {
         ParamInit::Scalar(x as f64)
     }
 }
-impl From<Tensor> for ParamInit {
+impl From<Tensor> for ParamInit<'_> {
     fn from(t: Tensor) -> Self {
         ParamInit::Value(t)
     }
 }
-impl From<&Tensor> for ParamInit {
+impl From<&Tensor> for ParamInit<'_> {
     fn from(t: &Tensor) -> Self {
         ParamInit::Value(t.clone())
     }
@@ -155,16 +156,16 @@ impl From<&Tensor> for ParamInit {
 
 /// What a param site asks for: its constraint and, until the store consumes it, its initializer.
 #[derive(Debug)]
-pub struct ParamSpec {
+pub struct ParamSpec<'a> {
     /// The constraint the parameter's value satisfies.
     pub constraint: Constraint,
     /// Rightmost dims that form one event (for `lift` and autoguides); `None` = all dims.
     pub event_dim: Option<usize>,
     /// The initializer; taken by the parameter store when it creates the parameter.
-    pub init: Option<ParamInit>,
+    pub init: Option<ParamInit<'a>>,
 }
 
-impl Clone for ParamSpec {
+impl Clone for ParamSpec<'_> {
     /// Clones everything but the (one-shot) initializer.
     fn clone(&self) -> Self {
         ParamSpec { constraint: self.constraint.clone(), event_dim: self.event_dim, init: None }
@@ -176,7 +177,7 @@ pub type RngHandle = Rc<RefCell<Rng>>;
 
 /// A site on its way through the handler stack, and as recorded in a trace.
 #[derive(Debug, Clone)]
-pub struct Message {
+pub struct Message<'a> {
     /// The site's name.
     pub name: String,
     /// The site's kind.
@@ -196,7 +197,7 @@ pub struct Message {
     /// Inference configuration.
     pub infer: InferConfig,
     /// The parameter request of a param site.
-    pub param: Option<ParamSpec>,
+    pub param: Option<ParamSpec<'a>>,
     /// Set by a handler's `process` to stop outer handlers from seeing the message.
     pub stop: bool,
     /// Set when the value has been decided and the default behaviour must not run.
@@ -209,9 +210,9 @@ pub struct Message {
     pub log_prob: OnceCell<Tensor>,
 }
 
-impl Message {
+impl<'a> Message<'a> {
     /// A fresh message of `kind` named `name`.
-    pub fn new(name: String, kind: SiteKind) -> Message {
+    pub fn new(name: String, kind: SiteKind) -> Message<'a> {
         Message {
             name,
             kind,
@@ -228,6 +229,27 @@ impl Message {
             intervened: false,
             meta: None,
             log_prob: OnceCell::new(),
+        }
+    }
+
+    /// The message as recorded in a trace: everything but the parameter's one-shot initializer.
+    pub fn to_site(&self) -> Site {
+        Message {
+            name: self.name.clone(),
+            kind: self.kind,
+            dist: self.dist.clone(),
+            value: self.value.clone(),
+            is_observed: self.is_observed,
+            scale: self.scale,
+            mask: self.mask.clone(),
+            cond_indep_stack: self.cond_indep_stack.clone(),
+            infer: self.infer.clone(),
+            param: self.param.as_ref().map(|p| ParamSpec { constraint: p.constraint.clone(), event_dim: p.event_dim, init: None }),
+            stop: self.stop,
+            done: self.done,
+            intervened: self.intervened,
+            meta: self.meta,
+            log_prob: self.log_prob.clone(),
         }
     }
 
@@ -262,4 +284,4 @@ impl Message {
 }
 
 /// A site as recorded in a [`Trace`](crate::trace::Trace).
-pub type Site = Message;
+pub type Site = Message<'static>;

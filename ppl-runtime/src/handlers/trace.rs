@@ -14,8 +14,7 @@ pub struct TraceHandler {
 
 impl Handler for TraceHandler {
     fn postprocess(&mut self, msg: &mut Message) -> Result<()> {
-        // Cloning drops the parameter's one-shot initializer (see `ParamSpec`'s `Clone`).
-        self.trace.add(msg.clone())
+        self.trace.add(msg.to_site())
     }
 }
 

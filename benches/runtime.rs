@@ -42,16 +42,15 @@ fn with_runtime(names: &[&'static str], seed: u64) -> Result<Tensor> {
     Ok(tr.log_prob_sum()?.unwrap())
 }
 
-fn median_us(mut f: impl FnMut(), reps: usize) -> f64 {
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    times[reps / 2]
+fn us(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64() * 1e6
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
 }
 
 fn main() -> Result<()> {
@@ -66,16 +65,24 @@ fn main() -> Result<()> {
             black_box(baseline(&mut rng)?);
             black_box(with_runtime(&names, 0)?);
         }
-        let reps = 201;
-        let base = median_us(|| drop(black_box(baseline(&mut rng).unwrap())), reps);
-        let rt = median_us(|| drop(black_box(with_runtime(&names, 1).unwrap())), reps);
+        // Interleaved, so that drifts in machine load hit both sides alike; the median of the
+        // per-repeat differences is the overhead.
+        let reps = 401;
+        let (mut tb, mut tr, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let b = us(|| drop(black_box(baseline(&mut rng).unwrap())));
+            let r = us(|| drop(black_box(with_runtime(&names, 1).unwrap())));
+            tb.push(b);
+            tr.push(r);
+            diff.push(r - b);
+        }
+        let (base, rt) = (median(tb), median(tr));
         println!(
-            "validation {:>3}: {K} sites: candle+dist baseline {:8.1} us, under trace {:8.1} us, ratio {:.2}, overhead per site {:.2} us",
+            "validation {:>3}: {K} sites: baseline {base:7.1} us, under trace {rt:7.1} us (medians of {reps}); \
+             ratio {:.2}; overhead per site {:.2} us",
             if validate { "on" } else { "off" },
-            base,
-            rt,
             rt / base,
-            (rt - base) / K as f64
+            median(diff) / K as f64,
         );
     }
     Ok(())

@@ -72,6 +72,11 @@ fn save_then_load_round_trips_values_and_constraints() -> Result<()> {
         ppl::param_with("p", 0.9, ParamOptions { constraint: Constraint::UnitInterval, ..Default::default() })?;
         ppl::param_with("iv", 3.0, ParamOptions { constraint: Constraint::Interval(2.0, 5.0), ..Default::default() })?;
         ppl::param("loc", Tensor::new(&[[1.0f64, -2.0], [0.5, 4.0]], &Device::Cpu)?)?;
+        // Constraints whose bijections change the shape (simplex: K-1 → K; lower Cholesky:
+        // n(n+1)/2 → n×n) keep the constrained shape at the user's side.
+        ppl::param_with("probs", Tensor::new(&[0.2f64, 0.3, 0.5], &Device::Cpu)?, ParamOptions { constraint: Constraint::Simplex, ..Default::default() })?;
+        let l = Tensor::new(&[[2.0f64, 0.0], [0.5, 1.5]], &Device::Cpu)?;
+        ppl::param_with("chol", l, ParamOptions { constraint: Constraint::LowerCholesky, ..Default::default() })?;
         Ok(())
     })?;
     let dir = std::env::temp_dir().join(format!("ppl-params-{}", std::process::id()));
@@ -82,7 +87,7 @@ fn save_then_load_round_trips_values_and_constraints() -> Result<()> {
     loaded.load(&path, &Device::Cpu)?;
     let mut names = loaded.names();
     names.sort();
-    assert_eq!(names, ["iv", "loc", "p", "scale"]);
+    assert_eq!(names, ["chol", "iv", "loc", "p", "probs", "scale"]);
     for n in store.names() {
         assert_eq!(loaded.constraint(&n), store.constraint(&n), "constraint of {n}");
         let (a, b) = (store.get(&n)?.unwrap(), loaded.get(&n)?.unwrap());

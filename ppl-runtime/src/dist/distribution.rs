@@ -18,6 +18,10 @@ pub type DistRef = Arc<dyn Distribution>;
 ///
 /// Distributions are pure math: they know nothing of handlers or inference, and randomness is
 /// passed in as an [`Rng`].
+///
+/// A distribution is a snapshot of its parameters: it may cache values derived from them (such
+/// as log-normalizers) on first use. Build a new one after changing a parameter's `Var` in place
+/// (`Var::set`, an optimizer step), as every run of a model does.
 pub trait Distribution: Debug + Send + Sync + 'static {
     /// The distribution's name, e.g. `"Normal"`, used in error messages.
     fn name(&self) -> &'static str;

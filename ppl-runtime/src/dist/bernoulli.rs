@@ -1,5 +1,6 @@
 //! The Bernoulli distribution, parameterized by `probs` or `logits`.
 
+use crate::dist::ops;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
@@ -24,12 +25,7 @@ impl Bernoulli {
         let r = args::resolve("Bernoulli", vec![("probs", probs.into())])?;
         let p = &r.tensors[0];
         args::validate_param("Bernoulli", "probs", p, &Constraint::UnitInterval)?;
-        // logit(p), with p clamped only inside the log so that p = 0 or 1 give ∓inf-like logits
-        // of large magnitude rather than NaN.
-        let eps = if r.dtype == DType::F64 { 1e-15 } else { 1e-7 };
-        let pc = p.clamp(eps, 1.0 - eps)?;
-        let logits = (pc.log()? - pc.affine(-1.0, 1.0)?.log()?)?;
-        Ok(Bernoulli { logits, batch_shape: r.shape })
+        Ok(Bernoulli { logits: ops::probs_to_logits(p)?, batch_shape: r.shape })
     }
 
     /// Bernoulli with log-odds `logits`.

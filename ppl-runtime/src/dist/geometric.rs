@@ -1,5 +1,6 @@
 //! The geometric distribution: the number of failures before the first success.
 
+use crate::dist::ops;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
@@ -27,13 +28,6 @@ pub struct Geometric {
     batch_shape: Vec<usize>,
 }
 
-/// `logit(p)` with `p` clamped inside the logs so that `p = 0` or `1` give large finite logits.
-pub(crate) fn probs_to_logits(p: &Tensor) -> Result<Tensor> {
-    let eps = if p.dtype() == DType::F64 { 1e-15 } else { 1e-7 };
-    let pc = p.clamp(eps, 1.0 - eps)?;
-    Ok((pc.log()? - pc.affine(-1.0, 1.0)?.log()?)?)
-}
-
 impl Geometric {
     /// Geometric with success probability `probs` in `(0, 1]`.
     pub fn new(probs: impl Into<Arg>) -> Result<Self> {
@@ -41,7 +35,7 @@ impl Geometric {
         let p = &r.tensors[0];
         args::validate_param("Geometric", "probs", p, &Constraint::UnitInterval)?;
         args::validate_param("Geometric", "probs", p, &Constraint::Positive)?;
-        Ok(Geometric { logits: probs_to_logits(p)?, batch_shape: r.shape })
+        Ok(Geometric { logits: ops::probs_to_logits(p)?, batch_shape: r.shape })
     }
 
     /// Geometric with success log-odds `logits`.

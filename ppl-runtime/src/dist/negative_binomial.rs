@@ -3,7 +3,7 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::geometric::probs_to_logits;
+use crate::dist::ops::probs_to_logits;
 use crate::dist::poisson::{host, poisson_draw};
 use crate::dist::special::{lgamma, softplus};
 use crate::error::{Error, Result};

@@ -129,3 +129,10 @@ pub(crate) fn host_map(inputs: &[&Tensor], f: impl Fn(&[f64]) -> f64) -> Result<
         .collect();
     Ok(Tensor::from_vec(out, shape, inputs[0].device())?.to_dtype(inputs[0].dtype())?)
 }
+
+/// `logit(p)` with `p` clamped inside the logs so that `p = 0` or `1` give large finite logits.
+pub(crate) fn probs_to_logits(p: &Tensor) -> Result<Tensor> {
+    let eps = if p.dtype() == DType::F64 { 1e-15 } else { 1e-7 };
+    let pc = p.clamp(eps, 1.0 - eps)?;
+    Ok((pc.log()? - pc.affine(-1.0, 1.0)?.log()?)?)
+}

@@ -60,6 +60,16 @@ impl Handler for Block {
 }
 
 /// Runs `f` with the sites `block` hides invisible to outer handlers.
+///
+/// ```
+/// use ppl_runtime::{dist::Normal, handlers::{block, trace, Block}, primitives::sample};
+/// let (_, tr) = trace(|| {
+///     block(Block::hide(["hidden"]), || sample("hidden", Normal::new(0.0, 1.0)?))?;
+///     sample("seen", Normal::new(0.0, 1.0)?)
+/// })?;
+/// assert!(!tr.contains("hidden") && tr.contains("seen"));
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn block<R>(block: Block, f: impl FnOnce() -> R) -> R {
     with_handler(block, f).0
 }

@@ -34,6 +34,19 @@ impl Handler for Do {
 }
 
 /// Runs `f` with the sites named in `data` intervened on.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use ppl_runtime::{dist::Normal, handlers::{data, do_, trace}, primitives::sample};
+/// let two = Tensor::new(2f32, &Device::Cpu)?;
+/// let (y, tr) = trace(|| do_(data([("x", two)]), || {
+///     let x = sample("x", Normal::new(0.0, 1.0)?)?;
+///     sample("y", Normal::new(&x, 0.001)?)
+/// }))?;
+/// assert!((y.to_scalar::<f32>()? - 2.0).abs() < 0.01);
+/// assert!(tr.get("x").unwrap().intervened);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn do_<R>(data: Data, f: impl FnOnce() -> R) -> R {
     with_handler(Do::new(data), f).0
 }

@@ -31,6 +31,14 @@ impl Handler for InferConfigHandler {
 }
 
 /// Runs `f` with sample sites configured by `config`.
+///
+/// ```
+/// use ppl_runtime::{dist::Bernoulli, handlers::{infer_config, trace}, primitives::sample, Enumerate, InferConfig};
+/// let enumerate = |_: &ppl_runtime::Message| Some(InferConfig { enumerate: Some(Enumerate::Parallel), ..Default::default() });
+/// let (_, tr) = trace(|| infer_config(enumerate, || sample("c", Bernoulli::new(0.5)?)))?;
+/// assert_eq!(tr.get("c").unwrap().infer.enumerate, Some(Enumerate::Parallel));
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn infer_config<R>(config: impl Fn(&Message) -> Option<InferConfig> + 'static, f: impl FnOnce() -> R) -> R {
     with_handler(InferConfigHandler::new(config), f).0
 }

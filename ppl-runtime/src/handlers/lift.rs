@@ -42,6 +42,13 @@ impl Handler for Lift {
 }
 
 /// Runs `f` with the param sites that have priors sampled from them.
+///
+/// ```
+/// use ppl_runtime::{dist::{DistributionExt, Normal}, handlers::{lift, trace, Lift}, primitives::param, SiteKind};
+/// let (_, tr) = trace(|| lift(Lift::all(Normal::new(0.0, 1.0)?.into_ref()), || param("w", 0.5)))?;
+/// assert_eq!(tr.get("w").unwrap().kind, SiteKind::Sample);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn lift<R>(lift: Lift, f: impl FnOnce() -> R) -> R {
     with_handler(lift, f).0
 }

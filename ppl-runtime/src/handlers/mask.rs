@@ -31,6 +31,17 @@ impl Handler for Mask {
 }
 
 /// Runs `f` with the log-densities of elements where `mask` is zero removed.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use ppl_runtime::{dist::Normal, handlers::{mask, trace}, primitives::{observe, plate}, Trace};
+/// let x = Tensor::new(&[0f32, 100.0], &Device::Cpu)?;
+/// let keep = Tensor::new(&[1u8, 0], &Device::Cpu)?; // drop the outlier
+/// let (_, tr) = trace(|| mask(&keep, || plate("n", 2, |_| observe("x", Normal::new(0.0, 1.0)?, &x))))?;
+/// let lp = Trace::site_log_prob(tr.get("x").unwrap())?.unwrap().to_vec1::<f32>()?;
+/// assert_eq!(lp[1], 0.0);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn mask<R>(mask: &Tensor, f: impl FnOnce() -> Result<R>) -> Result<R> {
     with_handler(Mask::new(mask)?, f).0
 }

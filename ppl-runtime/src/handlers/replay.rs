@@ -39,6 +39,14 @@ impl Handler for Replay {
 }
 
 /// Runs `f` with sample sites replayed from `trace`.
+///
+/// ```
+/// use ppl_runtime::{dist::Normal, handlers::{replay, seed, trace}, primitives::sample};
+/// let (_, guide_tr) = seed(0, || trace(|| sample("z", Normal::new(3.0, 0.1)?)))?;
+/// let z = replay(&guide_tr, || sample("z", Normal::new(0.0, 1.0)?))?;
+/// assert_eq!(z.to_scalar::<f32>()?, guide_tr.value("z")?.to_scalar::<f32>()?);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn replay<R>(trace: &Trace, f: impl FnOnce() -> R) -> R {
     with_handler(Replay::new(trace.clone()), f).0
 }

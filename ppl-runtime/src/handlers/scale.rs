@@ -30,6 +30,13 @@ impl Handler for Scale {
 }
 
 /// Runs `f` with every log-density scaled by `factor` (positive and finite).
+///
+/// ```
+/// use ppl_runtime::{dist::Normal, handlers::{scale, trace}, primitives::sample};
+/// let (_, tr) = trace(|| scale(10.0, || sample("z", Normal::new(0.0, 1.0)?)))?;
+/// assert_eq!(tr.get("z").unwrap().scale, 10.0);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn scale<R>(factor: f64, f: impl FnOnce() -> Result<R>) -> Result<R> {
     with_handler(Scale::new(factor)?, f).0
 }

@@ -31,6 +31,14 @@ impl Handler for Seed {
 }
 
 /// Runs `f` with random draws from a generator seeded by `seed`: the same seed gives the same values.
+///
+/// ```
+/// use ppl_runtime::{dist::Normal, handlers::seed, primitives::sample};
+/// let draw = |s| seed(s, || sample("z", Normal::new(0.0, 1.0)?)?.to_scalar::<f32>().map_err(ppl_runtime::Error::from));
+/// assert_eq!(draw(7)?, draw(7)?);
+/// assert_ne!(draw(7)?, draw(8)?);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn seed<R>(seed: u64, f: impl FnOnce() -> R) -> R {
     with_handler(Seed::new(seed), f).0
 }

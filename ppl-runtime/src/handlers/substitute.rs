@@ -30,6 +30,16 @@ impl Handler for Substitute {
 }
 
 /// Runs `f` with the sample and param sites named in `data` set to those values.
+///
+/// ```
+/// use ppl_runtime::{handlers::{data, substitute, trace}, primitives::param};
+/// let w0 = candle_core::Tensor::new(2f32, &candle_core::Device::Cpu)?;
+/// // No parameter store is needed: the substituted value is used as is.
+/// let (w, tr) = trace(|| substitute(data([("w", w0)]), || param("w", 0.0)))?;
+/// assert_eq!(w.to_scalar::<f32>()?, 2.0);
+/// assert!(!tr.get("w").unwrap().is_observed);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn substitute<R>(data: Data, f: impl FnOnce() -> R) -> R {
     with_handler(Substitute::new(data), f).0
 }

@@ -99,6 +99,14 @@ pub fn param<'a>(name: impl Into<String>, init: impl Into<ParamInit<'a>>) -> Res
 }
 
 /// Adds `log_weight` to the model's log-density (Pyro's `pyro.factor`).
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use ppl_runtime::{handlers::trace, primitives::factor};
+/// let (_, tr) = trace(|| factor("penalty", &Tensor::new(-2.5f32, &Device::Cpu)?))?;
+/// assert_eq!(tr.log_prob_sum()?.unwrap().to_scalar::<f32>()?, -2.5);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn factor_with(name: impl Into<String>, log_weight: &Tensor, meta: Option<&'static SiteMeta>) -> Result<()> {
     let mut msg = Message::new(name.into(), SiteKind::Factor);
     msg.meta = meta;
@@ -161,6 +169,20 @@ pub struct PlateOptions {
 /// Sample sites inside get the plate's frame and are broadcast so that their batch shape has
 /// the (subsample) size at the plate's dim. `body` receives the index tensor (U32): `0..size`,
 /// or the subsample.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use ppl_runtime::{dist::Normal, handlers::{seed, trace}, primitives::{observe, plate_with, PlateOptions}};
+/// let data = Tensor::zeros(1000, DType::F32, &Device::Cpu)?;
+/// let opts = PlateOptions { subsample_size: Some(100), ..Default::default() };
+/// let (_, tr) = seed(0, || trace(|| plate_with("data", 1000, opts, |idx| {
+///     observe("x", Normal::new(0.0, 1.0)?, &data.index_select(idx, 0)?)
+/// })))?;
+/// let x = tr.get("x").unwrap();
+/// assert_eq!(x.value.as_ref().unwrap().dims(), &[100]);
+/// assert_eq!(x.scale, 10.0); // log-densities count for the full data set
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
 pub fn plate_with<R>(
     name: impl Into<String>,
     size: usize,

@@ -35,6 +35,8 @@ pub mod prelude {
     pub use crate::dist::{Constraint, DistRef, DistRefExt, Distribution, DistributionExt};
     pub use crate::dist::*;
     pub use crate::handlers;
+    pub use crate::infer::*;
+    pub use crate::optim::*;
     pub use crate::{Error, ParamOptions, ParamStore, PlateOptions, Result, SampleOptions, Trace};
     pub use candle_core::{D, DType, Device, Tensor, Var};
     #[allow(unused_imports)]

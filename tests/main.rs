@@ -3,4 +3,7 @@
 mod handlers;
 mod params;
 mod macros;
+mod mcmc;
+mod nn;
+mod svi;
 mod ui;

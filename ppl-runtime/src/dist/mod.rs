@@ -6,6 +6,7 @@
 pub mod args;
 pub(crate) mod ops;
 pub mod constraints;
+pub mod kernels;
 pub mod linalg;
 mod distribution;
 pub mod special;

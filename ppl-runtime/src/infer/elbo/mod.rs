@@ -1,0 +1,1 @@
+//! Evidence lower bounds (in progress).

@@ -1,0 +1,1 @@
+//! MCMC (in progress).

@@ -1,0 +1,23 @@
+//! Inference algorithms, built only from handlers: stochastic variational inference (ELBOs,
+//! [`Svi`](svi::Svi)), MCMC (HMC/NUTS over a flat unconstrained potential), predictive
+//! sampling, importance sampling, diagnostics and initialisation strategies.
+
+pub mod diagnostics;
+pub mod elbo;
+pub mod importance;
+pub mod init;
+pub mod mcmc;
+pub mod potential;
+pub mod predictive;
+pub mod program;
+pub mod svi;
+
+pub use diagnostics::*;
+pub use elbo::*;
+pub use importance::*;
+pub use init::*;
+pub use mcmc::*;
+pub use potential::*;
+pub use predictive::*;
+pub use program::*;
+pub use svi::*;

@@ -1,0 +1,1 @@
+//! Fast layers for deep models (in progress).

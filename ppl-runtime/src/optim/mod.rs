@@ -1,0 +1,1 @@
+//! Optimizers that update a ParamStore's parameters in place (in progress).

@@ -4,7 +4,7 @@
 use ppl::dist::{Bernoulli, Normal};
 use ppl::handlers::{self, Block, Handler, Lift, data};
 use ppl::prelude::*;
-use ppl::{Message, SiteKind};
+use ppl::{InferConfig, Message, SiteKind};
 use std::f64::consts::PI;
 
 fn scalar(t: &Tensor) -> f64 {
@@ -41,7 +41,7 @@ fn trace_records_sites_in_order_with_kinds_and_log_prob() -> Result<()> {
     assert!(tr.get("x").unwrap().is_observed);
     let zv = scalar(&z);
     let want = normal_lp(zv, 0.0, 1.0) + normal_lp(0.5, zv, 1.0);
-    let got = scalar(&tr.log_prob_sum()?.unwrap());
+    let got = scalar(&tr.log_prob_sum()?);
     assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     Ok(())
 }
@@ -56,7 +56,7 @@ fn replay_makes_the_model_take_the_guides_values() -> Result<()> {
     assert_eq!(scalar(&z), gz);
     assert_eq!(scalar(model_tr.value("z")?), gz);
     // The replayed value is scored under the model's prior, not the guide's distribution.
-    let lp = scalar(Trace::site_log_prob(model_tr.get("z").unwrap())?.unwrap());
+    let lp = scalar(model_tr.get("z").unwrap().log_prob()?.unwrap());
     assert!((lp - normal_lp(gz, 0.0, 1.0)).abs() < 1e-5);
     Ok(())
 }
@@ -104,8 +104,8 @@ fn scale_multiplies_log_prob() -> Result<()> {
     let x = t(0.7);
     let (_, plain) = handlers::seed(3, || handlers::trace(|| model(&x)))?;
     let (_, scaled) = handlers::seed(3, || handlers::trace(|| handlers::scale(2.5, || model(&x))))?;
-    let a = scalar(&plain.log_prob_sum()?.unwrap());
-    let b = scalar(&scaled.log_prob_sum()?.unwrap());
+    let a = scalar(&plain.log_prob_sum()?);
+    let b = scalar(&scaled.log_prob_sum()?);
     assert!((b - 2.5 * a).abs() < 1e-4 * a.abs().max(1.0), "{b} vs 2.5 * {a}");
     assert_eq!(scaled.get("x").unwrap().scale, 2.5);
     // Nested scales multiply.
@@ -126,7 +126,7 @@ fn mask_zeroes_masked_elements() -> Result<()> {
         })
     };
     let (_, tr) = handlers::trace(|| handlers::mask(&m, run))?;
-    let lp = vec1(Trace::site_log_prob(tr.get("x").unwrap())?.unwrap());
+    let lp = vec1(tr.get("x").unwrap().log_prob()?.unwrap());
     let want = [normal_lp(0.1, 0.0, 1.0), 0.0, normal_lp(2.0, 0.0, 1.0), 0.0];
     for (g, w) in lp.iter().zip(want) {
         assert!((g - w).abs() < 1e-5, "{lp:?} vs {want:?}");
@@ -135,9 +135,9 @@ fn mask_zeroes_masked_elements() -> Result<()> {
     let (_, tr2) = handlers::trace(|| {
         ppl::sample_with("x", Normal::new(0.0, 1.0)?.expand(&[4])?, SampleOptions { obs: Some(xs.clone()), mask: Some(m.clone()), ..Default::default() })
     })?;
-    assert_eq!(vec1(Trace::site_log_prob(tr2.get("x").unwrap())?.unwrap()), lp);
+    assert_eq!(vec1(tr2.get("x").unwrap().log_prob()?.unwrap()), lp);
     let (_, tr3) = handlers::trace(|| ppl::observe("x", Normal::new(0.0, 1.0)?.expand(&[4])?.mask(&m)?, &xs))?;
-    assert_eq!(vec1(Trace::site_log_prob(tr3.get("x").unwrap())?.unwrap()), lp);
+    assert_eq!(vec1(tr3.get("x").unwrap().log_prob()?.unwrap()), lp);
     Ok(())
 }
 
@@ -161,7 +161,7 @@ fn nested_plates_give_batch_shape_3_4_with_the_right_dims() -> Result<()> {
     let frames: Vec<(&str, Option<isize>, usize)> =
         z.cond_indep_stack.iter().map(|f| (f.name.as_str(), f.dim, f.size)).collect();
     assert_eq!(frames, [("outer", Some(-1), 4), ("inner", Some(-2), 3)]);
-    assert_eq!(Trace::site_log_prob(z)?.unwrap().dims(), &[3, 4]);
+    assert_eq!(z.log_prob()?.unwrap().dims(), &[3, 4]);
     // With explicit dims, the outer plate of size 3 can sit at -2.
     let (_, tr) = handlers::trace(|| {
         ppl::plate_with("rows", 3, PlateOptions { dim: Some(-2), ..Default::default() }, |_| {
@@ -226,7 +226,7 @@ fn subsampling_scales_log_prob_by_n_over_b() -> Result<()> {
     let site = tr.get("x").unwrap();
     assert_eq!(site.scale, n as f64 / b as f64);
     let want: f64 = idx.iter().map(|&i| normal_lp(i as f64 * 0.01, 0.0, 1.0)).sum::<f64>() * (n / b) as f64;
-    let got = scalar(&tr.log_prob_sum()?.unwrap());
+    let got = scalar(&tr.log_prob_sum()?);
     assert!((got - want).abs() < 1e-3, "{got} vs {want}");
     // An explicit index tensor is used as given.
     let given = Tensor::new(&[3u32, 7], &Device::Cpu)?;
@@ -249,9 +249,9 @@ fn do_replaces_a_value_without_adding_its_log_prob() -> Result<()> {
     assert_eq!(scalar(&z), 2.0);
     let zs = tr.get("z").unwrap();
     assert!(zs.intervened && !zs.is_observed);
-    assert!(Trace::site_log_prob(zs)?.is_none());
+    assert!(zs.log_prob()?.is_none());
     // Only x contributes, with z = 2 downstream.
-    let got = scalar(&tr.log_prob_sum()?.unwrap());
+    let got = scalar(&tr.log_prob_sum()?);
     assert!((got - normal_lp(0.5, 2.0, 1.0)).abs() < 1e-5);
     assert_eq!(tr.latent_sites().count(), 0);
     Ok(())
@@ -282,7 +282,7 @@ fn lift_turns_params_into_samples_from_priors() -> Result<()> {
 
 #[test]
 fn infer_config_sets_site_configuration() -> Result<()> {
-    let cfg = |m: &Message| (m.name == "c").then(|| ppl::InferConfig { enumerate: Some(ppl::Enumerate::Parallel), ..Default::default() });
+    let cfg = |m: &Message| (m.name == "c").then(|| ppl::InferConfig::new().enumerate(ppl::Enumerate::Parallel));
     let (_, tr) = handlers::trace(|| handlers::infer_config(cfg, || ppl::sample("c", Bernoulli::new(0.3)?)))?;
     assert_eq!(tr.get("c").unwrap().infer.enumerate, Some(ppl::Enumerate::Parallel));
     Ok(())
@@ -296,7 +296,7 @@ fn factor_and_deterministic_sites() -> Result<()> {
     })?;
     assert_eq!(tr.get("f").unwrap().kind, SiteKind::Factor);
     assert_eq!(tr.get("d").unwrap().kind, SiteKind::Deterministic);
-    assert_eq!(scalar(&tr.log_prob_sum()?.unwrap()), -1.5);
+    assert_eq!(scalar(&tr.log_prob_sum()?), -1.5);
     Ok(())
 }
 
@@ -435,8 +435,13 @@ fn format_shapes_lists_every_site() -> Result<()> {
     })?;
     let table = tr.format_shapes();
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 3, "{table}");
-    assert!(lines[2].starts_with("x") && lines[2].contains("[3, 4] | []") && lines[2].contains("cols[4]@-1 rows[3]@-2"), "{table}");
+    // header, z, the two plate sites, x
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(lines[0].contains("log_prob"), "{table}");
+    assert!(lines[2].starts_with("cols") && lines[2].contains("plate") && lines[2].contains("size 4"), "{table}");
+    // x: name, kind, dist, batch | event, value shape, log_prob shape, plates.
+    let cells: Vec<&str> = lines[4].split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells, ["x", "sample", "Normal", "[3, 4] | []", "[3, 4]", "[3, 4]", "obs cols[4]@-1 rows[3]@-2"], "{table}");
     Ok(())
 }
 
@@ -465,21 +470,357 @@ fn sequential_plate_as_an_iterator() -> Result<()> {
     // Breaking out early drops the iterator and its frame.
     let depth = ppl::runtime::stack_depth();
     for i in ppl::seq_plate_iter("steps", 10)? {
-        if i == 2 {
+        if *i == 2 {
             break;
         }
         assert_eq!(ppl::runtime::stack_depth(), depth + 1);
     }
     assert_eq!(ppl::runtime::stack_depth(), depth);
-    // Advancing the iterator inside another handler's scope removes only its own frame.
+    // Advancing the iterator inside another handler's scope: the frame is the live index's.
     let mut it = ppl::seq_plate_iter("outer", 3)?;
-    it.next();
+    drop(it.next());
     let (_, tr) = handlers::trace(|| {
-        it.next();
+        let _i = it.next();
         ppl::sample("w", Normal::new(0.0, 1.0)?)
     })?;
     assert_eq!(tr.get("w").unwrap().cond_indep_stack[0].counter, 1);
     drop(it);
     assert_eq!(ppl::runtime::stack_depth(), depth);
+    Ok(())
+}
+
+// ---- Plates as sites: subsample indices travel with the trace ----
+
+/// A guide with a local latent per data row, centred on that row's value, inside a subsampled
+/// plate; returns the indices it used.
+fn local_guide(data: &Tensor) -> Result<Tensor> {
+    let opts = PlateOptions { subsample_size: Some(5), ..Default::default() };
+    ppl::plate_with("data", data.dim(0)?, opts, |idx| {
+        ppl::sample("z", Normal::new(&data.index_select(idx, 0)?, 1e-3)?)?;
+        Ok(idx.clone())
+    })
+}
+
+/// The model: the local latent must explain the same rows of `data` as in the guide.
+fn local_model(data: &Tensor) -> Result<Tensor> {
+    let opts = PlateOptions { subsample_size: Some(5), ..Default::default() };
+    ppl::plate_with("data", data.dim(0)?, opts, |idx| {
+        let z = ppl::sample("z", Normal::new(0.0, 10.0)?)?;
+        ppl::observe("x", Normal::new(&z, 0.1)?, &data.index_select(idx, 0)?)?;
+        Ok(idx.clone())
+    })
+}
+
+#[test]
+fn plate_sites_record_the_subsample_and_replay_gives_the_model_the_guides_indices() -> Result<()> {
+    let data = Tensor::arange(0f32, 50.0, &Device::Cpu)?;
+    let (guide_idx, guide_tr) = handlers::seed(0, || handlers::trace(|| local_guide(&data)))?;
+    // The plate is a site: its value is the subsample, it has no log-density and is not latent.
+    let p = guide_tr.get("data").unwrap();
+    assert_eq!(p.kind, SiteKind::Plate);
+    assert_eq!(vec1(p.value.as_ref().unwrap()), vec1(&guide_idx));
+    assert_eq!((p.plate.as_ref().unwrap().size, p.plate.as_ref().unwrap().subsample_size), (50, 5));
+    assert!(p.log_prob()?.is_none());
+    assert_eq!(guide_tr.latent_sites().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["z"]);
+    assert_eq!(guide_tr.sample_sites().count(), 1);
+    let z_lp = scalar(&guide_tr.get("z").unwrap().log_prob()?.unwrap().sum_all()?);
+    assert!((scalar(&guide_tr.log_prob_sum()?) - z_lp).abs() < 1e-3);
+    // Replayed under another seed, the model uses the guide's rows: z (≈ the guide's rows)
+    // meets the same rows of the data.
+    let (model_idx, model_tr) =
+        handlers::seed(123, || handlers::trace(|| handlers::replay(&guide_tr, || local_model(&data))))?;
+    assert_eq!(vec1(&model_idx), vec1(&guide_idx));
+    let z = vec1(model_tr.value("z")?);
+    let rows: Vec<f64> = vec1(&guide_idx);
+    for (z, r) in z.iter().zip(&rows) {
+        assert!((z - r).abs() < 0.01, "z {z} paired with row {r}");
+    }
+    assert_eq!(model_tr.get("x").unwrap().scale, 10.0);
+    Ok(())
+}
+
+#[test]
+fn a_plate_entered_twice_keeps_one_site_or_names_the_disagreement() -> Result<()> {
+    let (_, tr) = handlers::trace(|| {
+        ppl::plate("p", 3, |_| ppl::sample("a", Normal::new(0.0, 1.0)?))?;
+        ppl::plate("p", 3, |_| ppl::sample("b", Normal::new(0.0, 1.0)?))
+    })?;
+    assert_eq!(tr.nodes().filter(|s| s.kind == SiteKind::Plate).count(), 1);
+    let err = handlers::trace(|| {
+        ppl::plate("p", 3, |_| Ok(()))?;
+        ppl::plate("p", 4, |_| Ok(()))
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("plate `p`") && err.to_string().contains("different sizes"), "{err}");
+    let sub = || PlateOptions { subsample: None, subsample_size: Some(3), ..Default::default() };
+    let err = handlers::seed(1, || {
+        handlers::trace(|| {
+            ppl::plate_with("q", 1000, sub(), |_| Ok(()))?;
+            ppl::plate_with("q", 1000, sub(), |_| Ok(()))
+        })
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("plate `q`") && err.to_string().contains("subsample indices"), "{err}");
+    // Replaying a plate of another size is a model/guide mismatch naming the plate.
+    let (_, tr) = handlers::trace(|| ppl::plate("r", 3, |_| Ok(())))?;
+    let err = handlers::replay(&tr, || ppl::plate("r", 4, |_| Ok(()))).unwrap_err();
+    assert!(err.to_string().contains("plate `r` has size 3") && err.to_string().contains("but 4"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn substitute_sets_a_plates_indices_but_explicit_subsamples_win() -> Result<()> {
+    let idx = Tensor::new(&[4u32, 1], &Device::Cpu)?;
+    let run = |opts: PlateOptions| ppl::plate_with("p", 6, opts, |i| Ok(vec1(i)));
+    let got = handlers::substitute(data([("p", idx.clone())]), || run(PlateOptions { subsample_size: Some(2), ..Default::default() }))?;
+    assert_eq!(got, [4.0, 1.0]);
+    let given = Tensor::new(&[0u32, 5], &Device::Cpu)?;
+    let got = handlers::substitute(data([("p", idx)]), || run(PlateOptions { subsample: Some(given), ..Default::default() }))?;
+    assert_eq!(got, [0.0, 5.0]);
+    // A substituted index out of range is caught like a given one.
+    let bad = Tensor::new(&[9u32], &Device::Cpu)?;
+    let err = handlers::substitute(data([("p", bad)]), || run(PlateOptions::default())).unwrap_err();
+    assert!(err.to_string().contains("plate `p`") && err.to_string().contains("out of range"), "{err}");
+    Ok(())
+}
+
+// ---- Handlers that create sites; params through block ----
+
+/// Samples an auxiliary site from inside its own `process` whenever it sees `trigger`.
+struct Spawner;
+
+impl Handler for Spawner {
+    fn process(&mut self, msg: &mut Message) -> Result<()> {
+        if msg.name == "z" {
+            let aux = ppl::sample("aux", Normal::new(0.0, 1.0)?)?;
+            msg.value = Some(aux.affine(1.0, 100.0)?);
+        }
+        Ok(())
+    }
+    fn postprocess(&mut self, msg: &mut Message) -> Result<()> {
+        if msg.name == "z" {
+            ppl::deterministic("z_seen", msg.value()?)?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_handler_may_sample_inside_process_and_postprocess() -> Result<()> {
+    let x = t(0.0);
+    let run = || handlers::seed(9, || handlers::trace(|| handlers::with_handler(Spawner, || model(&x)).0));
+    let (z, tr) = run()?;
+    let names: Vec<&str> = tr.nodes().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["aux", "z_seen", "z", "x"]);
+    let aux = scalar(tr.value("aux")?);
+    assert!((scalar(&z) - (aux + 100.0)).abs() < 1e-4);
+    assert_eq!(scalar(tr.value("z_seen")?), scalar(&z));
+    // The nested draw comes from the seeded generator: reproducible.
+    assert_eq!(scalar(run()?.1.value("aux")?), aux);
+    Ok(())
+}
+
+#[test]
+fn block_does_not_hide_the_parameter_store() -> Result<()> {
+    let store = ParamStore::new();
+    let guide = || -> Result<Tensor> {
+        let loc = ppl::param("loc", 0.25)?;
+        ppl::sample("z", Normal::new(&loc, 1.0)?)
+    };
+    let (_, tr) = store.scope(|| handlers::seed(0, || handlers::trace(|| handlers::block(Block::all(), guide))))?;
+    assert!(tr.is_empty(), "blocked sites stay hidden from the trace");
+    assert_eq!(store.names(), ["loc"]);
+    // substitute still sets the value first, and lift still turns the param into a sample.
+    let v = store.scope(|| handlers::block(Block::all(), || handlers::substitute(data([("loc", t(7.0))]), || ppl::param("loc", 0.25))))?;
+    assert_eq!(scalar(&v), 7.0);
+    let prior: DistRef = Normal::new(-50.0, 1e-3)?.into_ref();
+    let (v, tr) = store.scope(|| handlers::trace(|| handlers::lift(Lift::all(prior.clone()), || ppl::param("loc", 0.25))))?;
+    assert!((scalar(&v) + 50.0).abs() < 0.1);
+    assert_eq!(tr.get("loc").unwrap().kind, SiteKind::Sample);
+    Ok(())
+}
+
+// ---- reparameterized ----
+
+#[test]
+fn messages_record_whether_their_value_was_reparameterized() -> Result<()> {
+    let store = ParamStore::new();
+    let x = t(0.3);
+    let run = |infer: InferConfig| {
+        store.scope(|| {
+            handlers::seed(0, || {
+                handlers::trace(|| {
+                    let loc = ppl::param("loc", 0.5)?;
+                    let opts = SampleOptions::new().infer(infer.clone());
+                    let z = ppl::sample_with("z", Normal::new(&loc, 1.0)?, opts)?;
+                    ppl::sample("c", Bernoulli::new(0.5)?)?;
+                    ppl::observe("x", Normal::new(0.0, 1.0)?, &x)?;
+                    Ok(z)
+                })
+            })
+        })
+    };
+    let (z, tr) = run(InferConfig::new())?;
+    let flags = |tr: &Trace| ["z", "c", "x"].map(|n| tr.get(n).unwrap().reparameterized);
+    assert_eq!(flags(&tr), [true, false, false]);
+    let var = store.get_unconstrained("loc").unwrap();
+    assert!(z.backward()?.get(var.as_tensor()).is_some(), "an rsample'd value carries the pathwise gradient");
+    let (z, tr) = run(InferConfig::new().reparameterize(false))?;
+    assert_eq!(flags(&tr), [false, false, false]);
+    assert_eq!(tr.get("z").unwrap().infer.reparameterize, Some(false));
+    assert!(z.backward()?.get(var.as_tensor()).is_none(), "reparameterize(false) draws without a gradient");
+    Ok(())
+}
+
+// ---- Validation ----
+
+#[test]
+fn fractional_float_subsample_indices_are_an_error_naming_the_expected_dtype() -> Result<()> {
+    let opts = |idx: &[f32]| PlateOptions { subsample: Some(Tensor::new(idx, &Device::Cpu).unwrap()), ..Default::default() };
+    let err = ppl::plate_with("p", 10, opts(&[1.0, 2.5]), |_| Ok(())).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("plate `p`") && msg.contains("2.5") && msg.contains("U32 or I64") && msg.contains("F32"), "{msg}");
+    // Whole numbers in a float tensor are accepted as the indices they denote.
+    let got = ppl::plate_with("p", 10, opts(&[1.0, 7.0]), |i| Ok(vec1(i)))?;
+    assert_eq!(got, [1.0, 7.0]);
+    Ok(())
+}
+
+/// Sets a mask on every sample site, bypassing `mask`'s own checks.
+struct RawMask(Tensor);
+
+impl Handler for RawMask {
+    fn process(&mut self, msg: &mut Message) -> Result<()> {
+        msg.mask = Some(self.0.clone());
+        Ok(())
+    }
+}
+
+#[test]
+fn masks_must_be_u8_zeros_and_ones() -> Result<()> {
+    let xs = Tensor::new(&[0.1f32, -0.3], &Device::Cpu)?;
+    let weights = Tensor::new(&[0.5f32, 1.0], &Device::Cpu)?;
+    let twos = Tensor::new(&[2u8, 1], &Device::Cpu)?;
+    let observe_masked = |m: &Tensor| {
+        ppl::sample_with("x", Normal::new(0.0, 1.0)?.expand(&[2])?, SampleOptions::new().obs(&xs).mask(m))
+    };
+    let err = observe_masked(&weights).unwrap_err().to_string();
+    assert!(err.contains("site `x`") && err.contains("u8") && err.contains("F32") && err.contains("not weights"), "{err}");
+    let err = observe_masked(&twos).unwrap_err().to_string();
+    assert!(err.contains("site `x`") && err.contains("only 0 and 1") && err.contains("value 2"), "{err}");
+    let err = handlers::mask(&weights, || Ok(())).unwrap_err().to_string();
+    assert!(err.contains("u8") && err.contains("F32"), "{err}");
+    assert!(handlers::mask(&twos, || Ok(())).unwrap_err().to_string().contains("value 2"));
+    // A mask set by some other handler is checked when the log-density is computed.
+    let (_, tr) = handlers::trace(|| handlers::with_handler(RawMask(weights.clone()), || ppl::observe("x", Normal::new(0.0, 1.0)?.expand(&[2])?, &xs)).0)?;
+    let err = tr.log_prob_sum().unwrap_err().to_string();
+    assert!(err.contains("site `x`") && err.contains("u8"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn nested_plates_with_one_name_are_an_error() {
+    let vectorized = ppl::plate("p", 2, |_| ppl::plate("p", 3, |_| Ok(())));
+    let seq_in_vec = ppl::plate("p", 2, |_| ppl::seq_plate("p", 3, |_| Ok(())).map(|_| ()));
+    let vec_in_seq = ppl::seq_plate("p", 2, |_| ppl::plate("p", 3, |_| Ok(()))).map(|_| ());
+    for r in [vectorized, seq_in_vec, vec_in_seq] {
+        let err = r.unwrap_err().to_string();
+        assert!(err.contains("plate `p`") && err.contains("same name"), "{err}");
+    }
+    assert_eq!(ppl::runtime::stack_depth(), 0);
+}
+
+#[test]
+fn seq_plate_iter_items_collected_first_keep_their_frames() -> Result<()> {
+    let (_, tr) = handlers::trace(|| {
+        let items: Vec<_> = ppl::seq_plate_iter("steps", 3)?.collect();
+        for i in items {
+            ppl::sample(format!("z_{i}"), Normal::new(0.0, 1.0)?)?;
+        }
+        ppl::sample("after", Normal::new(0.0, 1.0)?)
+    })?;
+    for i in 0..3 {
+        let f = &tr.get(&format!("z_{i}")).unwrap().cond_indep_stack;
+        assert_eq!((f.len(), f[0].name.as_str(), f[0].counter), (1, "steps", i));
+    }
+    assert!(tr.get("after").unwrap().cond_indep_stack.is_empty());
+    Ok(())
+}
+
+#[test]
+fn deterministic_and_param_sites_inside_plates_record_their_frames() -> Result<()> {
+    let store = ParamStore::new();
+    let (_, tr) = store.scope(|| {
+        handlers::trace(|| {
+            ppl::plate("outer", 2, |_| {
+                ppl::seq_plate("s", 1, |_| {
+                    ppl::deterministic("d", &t(1.0))?;
+                    ppl::param("w", 0.0)
+                })
+            })
+        })
+    })?;
+    for name in ["d", "w"] {
+        let frames: Vec<&str> = tr.get(name).unwrap().cond_indep_stack.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(frames, ["outer", "s"], "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_subsampled_plate_observing_the_full_data_says_what_to_do() {
+    let data = Tensor::zeros(100, DType::F32, &Device::Cpu).unwrap();
+    let opts = PlateOptions { subsample_size: Some(10), ..Default::default() };
+    let err = handlers::seed(0, || ppl::plate_with("data", 100, opts, |_| ppl::observe("x", Normal::new(0.0, 1.0)?, &data)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("plate `data`") && err.contains("subsample size 10") && err.contains("index_select(&idx"),
+        "{err}"
+    );
+    // The same mistake through the distribution's parameters.
+    let loc = Tensor::zeros(100, DType::F32, &Device::Cpu).unwrap();
+    let opts = PlateOptions { subsample_size: Some(10), ..Default::default() };
+    let err = handlers::seed(0, || ppl::plate_with("data", 100, opts, |_| ppl::sample("z", Normal::new(&loc, 1.0)?)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plate `data`") && err.contains("subsample size 10") && err.contains("index_select"), "{err}");
+}
+
+/// Converts observed values to F64 in `process`, as MCMC does.
+struct ToF64;
+
+impl Handler for ToF64 {
+    fn process(&mut self, msg: &mut Message) -> Result<()> {
+        if let Some(v) = &msg.value {
+            msg.value = Some(v.to_dtype(DType::F64)?);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_handler_may_convert_an_observation_before_the_dtype_check() -> Result<()> {
+    let _g = ppl::defaults::set_default_dtype(DType::F64);
+    let obs = t(0.5); // F32, the distribution is F64
+    let (_, tr) = handlers::trace(|| handlers::with_handler(ToF64, || ppl::observe("x", Normal::new(0.0, 1.0)?, &obs)).0)?;
+    assert!((scalar(&tr.log_prob_sum()?) - normal_lp(0.5, 0.0, 1.0)).abs() < 1e-9);
+    let err = ppl::observe("x", Normal::new(0.0, 1.0)?, &obs).unwrap_err().to_string();
+    assert!(err.contains("site `x`") && err.contains("F32") && err.contains("F64"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn log_prob_sum_of_an_empty_trace_is_a_zero_scalar_and_unscaled_log_prob_ignores_scale() -> Result<()> {
+    let _g = ppl::defaults::set_default_dtype(DType::F64);
+    let zero = Trace::new().log_prob_sum()?;
+    assert_eq!((zero.dims().len(), zero.dtype(), zero.to_scalar::<f64>()?), (0, DType::F64, 0.0));
+    let xs = Tensor::new(&[0.1f64, 2.0], &Device::Cpu)?;
+    let keep = Tensor::new(&[1u8, 0], &Device::Cpu)?;
+    let (_, tr) = handlers::trace(|| handlers::scale(3.0, || handlers::mask(&keep, || ppl::plate("n", 2, |_| ppl::observe("x", Normal::new(0.0, 1.0)?, &xs)))))?;
+    let site = tr.get("x").unwrap();
+    let close = |got: Vec<f64>, want: [f64; 2]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12);
+    assert!(close(vec1(site.log_prob_unscaled()?.unwrap()), [normal_lp(0.1, 0.0, 1.0), 0.0]));
+    assert!(close(vec1(site.log_prob()?.unwrap()), [3.0 * normal_lp(0.1, 0.0, 1.0), 0.0]));
     Ok(())
 }

@@ -50,7 +50,9 @@ fn model_records_literal_sites_with_static_metadata() -> Result<()> {
     let x = Tensor::new(&[0.5f32, 1.0, 1.5], &Device::Cpu)?;
     let (_, tr) = handlers::seed(0, || handlers::trace(|| simple(&x)))?;
     let names: Vec<&str> = tr.nodes().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["mu", "x"]);
+    // The plate is a site too (its value: the indices it used).
+    assert_eq!(names, ["mu", "data", "x"]);
+    assert_eq!(tr.get("data").unwrap().kind, SiteKind::Plate);
     let mu = tr.get("mu").unwrap();
     assert_eq!(mu.kind, SiteKind::Sample);
     assert!(!mu.is_observed);
@@ -133,8 +135,10 @@ fn dynamic_names_work_and_carry_no_static_metadata() -> Result<()> {
     let (out, tr) = handlers::seed(0, || handlers::trace(|| dynamic_names(3)))?;
     assert_eq!(out.len(), 6);
     let names: Vec<&str> = tr.nodes().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["z_0", "z_1", "z_2", "s_0", "s_1", "s_2"]);
-    assert!(tr.nodes().all(|s| s.meta.is_none()));
+    assert_eq!(names, ["z_0", "z_1", "z_2", "steps", "s_0", "s_1", "s_2"]);
+    assert!(tr.nodes().filter(|s| s.name != "steps").all(|s| s.meta.is_none()));
+    // The plate's name is a literal: its site carries the plate's static metadata.
+    assert_eq!(tr.get("steps").unwrap().meta.map(|m| m.kind), Some(SiteKind::Plate));
     // Sites of a sequential plate carry its (dim-less) frame with the iteration counter.
     let s1 = &tr.get("s_1").unwrap().cond_indep_stack;
     assert_eq!(s1.len(), 1);
@@ -188,6 +192,8 @@ fn every_site_kind_and_keyword_reaches_the_runtime() -> Result<()> {
             ("mu", SiteKind::Sample),
             ("shifted", SiteKind::Deterministic),
             ("penalty", SiteKind::Factor),
+            ("rows", SiteKind::Plate),
+            ("cols", SiteKind::Plate),
             ("z", SiteKind::Sample),
             ("x", SiteKind::Sample),
         ]
@@ -264,4 +270,40 @@ fn generic_models_and_user_error_types() {
     let r = handlers::trace(|| Ok(generic(&bad))).unwrap().0;
     let MyError::Ppl(e) = r.unwrap_err();
     assert!(e.to_string().starts_with("site `x` (tests/macros.rs:"), "{e}");
+}
+
+#[model]
+fn fit_or_predict(x: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+    let w = sample!("w", Normal::new(0.0, 1.0)?);
+    plate!("data", x.dim(0)?, |_| Ok(sample!("y", Normal::new(&x.broadcast_mul(&w)?, 0.1)?, obs = y)))
+}
+
+/// The guide has no `y`: the check counts `obs = y` as observed even though `y` may be `None`.
+#[guide(model = fit_or_predict)]
+fn fit_or_predict_guide(_x: &Tensor, _y: Option<&Tensor>) -> Result<Tensor> {
+    Ok(sample!("w", Normal::new(2.0, 1e-3)?))
+}
+
+#[test]
+fn optional_observations_observe_some_and_sample_none() -> Result<()> {
+    let x = Tensor::new(&[1f32, 2.0, 3.0], &Device::Cpu)?;
+    let y = Tensor::new(&[2f32, 4.0, 6.0], &Device::Cpu)?;
+    let (_, fit) = handlers::seed(0, || handlers::trace(|| fit_or_predict(&x, Some(&y))))?;
+    let site = fit.get("y").unwrap();
+    assert!(site.is_observed && site.meta.unwrap().observed);
+    assert_eq!(site.value.as_ref().unwrap().to_vec1::<f32>()?, [2.0, 4.0, 6.0]);
+    // Prediction: y is drawn from the model given the guide's w = 2.
+    let (_, guide_tr) = handlers::seed(1, || handlers::trace(|| fit_or_predict_guide(&x, None)))?;
+    let (pred, tr) = handlers::seed(2, || handlers::trace(|| handlers::replay(&guide_tr, || fit_or_predict(&x, None))))?;
+    assert!(!tr.get("y").unwrap().is_observed);
+    for (p, want) in pred.to_vec1::<f32>()?.iter().zip([2.0, 4.0, 6.0]) {
+        assert!((p - want).abs() < 0.5, "{p} vs {want}");
+    }
+    // The primitives take the same `Option`.
+    let none: Option<&Tensor> = None;
+    let (_, tr) = handlers::trace(|| ppl::sample_with("v", Normal::new(0.0, 1.0)?, SampleOptions::new().obs(none)))?;
+    assert!(!tr.get("v").unwrap().is_observed);
+    let (_, tr) = handlers::trace(|| ppl::sample_with("v", Normal::new(0.0, 1.0)?, SampleOptions::new().obs(Some(t(0.5)))))?;
+    assert!(tr.get("v").unwrap().is_observed);
+    Ok(())
 }

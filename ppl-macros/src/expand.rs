@@ -61,6 +61,12 @@ fn some_tensor(v: &Expr) -> TokenStream {
     }
 }
 
+/// The observation `Option<Tensor>` from an expression that is a `Tensor`, a `&Tensor`, or an
+/// `Option` of one (`None`: the site is latent), through the runtime's `ObsValue` trait.
+fn obs_value(v: &Expr, p: &TokenStream) -> TokenStream {
+    quote_spanned! {v.span()=> #p::ObsValue::obs_value(&(#v)) }
+}
+
 /// A `&Tensor` from an expression that is a `Tensor` or a `&Tensor`.
 fn tensor_ref(v: &Expr) -> TokenStream {
     quote_spanned! {v.span()=> ::core::borrow::Borrow::borrow(&(#v)) }
@@ -113,7 +119,7 @@ pub fn site(call: &SiteCall, krate: &syn::Path, meta: Option<TokenStream>) -> To
     let none = quote!(::core::option::Option::None);
     match call.mac {
         SiteMacro::Sample => {
-            let obs = kw_value(call, "obs").map_or(none.clone(), some_tensor);
+            let obs = kw_value(call, "obs").map_or(none.clone(), |v| obs_value(v, &p));
             let mask = kw_value(call, "mask").map_or(none.clone(), some_tensor);
             let infer_base = kw_value(call, "infer").map_or(quote!(::core::default::Default::default()), |e| quote!(#e));
             let infer = match kw_value(call, "enumerate") {

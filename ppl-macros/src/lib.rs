@@ -67,7 +67,10 @@ pub fn guide(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// `sample!("z", dist)`, `sample!("x", dist, obs = &data)`: a random variable; evaluates to its
-/// value (`?` applied). Keyword arguments: `obs`, `mask`, `enumerate = parallel|sequential`, `infer`.
+/// value (`?` applied). Keyword arguments: `obs` (a `Tensor`, a `&Tensor`, or an `Option` of
+/// one: `None` leaves the site latent, Pyro's `obs=None`; the compile-time check counts the site
+/// as observed either way), `mask` (a u8 0/1 tensor), `enumerate = parallel|sequential`, `infer`
+/// (an `InferConfig`, e.g. `InferConfig::new().reparameterize(false)`).
 #[proc_macro]
 pub fn sample(input: TokenStream) -> TokenStream {
     standalone(SiteMacro::Sample, input)

@@ -30,8 +30,10 @@ impl fmt::Display for Location {
 #[non_exhaustive]
 pub enum Error {
     /// An error raised by Candle itself (boxed: it is large, and errors travel in every `Result`).
-    #[error(transparent)]
-    Candle(Box<candle_core::Error>),
+    /// The message leaves out the backtrace Candle captures under `RUST_BACKTRACE=1`; the
+    /// Candle error, backtrace included, is this error's `source()`.
+    #[error("{}", candle_message(.0))]
+    Candle(#[source] Box<candle_core::Error>),
 
     /// An error that happened at a named site; wraps the underlying error.
     #[error("site `{site}`{}: {source}", location.map(|l| format!(" ({l})")).unwrap_or_default())]
@@ -177,11 +179,31 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+
+    /// An SVI step met a non-finite loss or gradient; nothing was updated. Wrapped in
+    /// [`Error::AtSite`] naming the first site whose value, log-density or parameter went non-finite.
+    #[error("svi step {step}: {detail}; no parameter was updated")]
+    NonFiniteStep {
+        /// The 1-based step number.
+        step: u64,
+        /// What went non-finite, and where.
+        detail: String,
+    },
 }
 
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Self {
         Error::Candle(Box::new(e))
+    }
+}
+
+/// Candle's message without the backtraces it may carry.
+fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        candle_core::Error::Context { inner, context } => format!("{context}: {}", candle_message(inner)),
+        candle_core::Error::WithPath { inner, path } => format!("{}: {}", path.display(), candle_message(inner)),
+        e => e.to_string(),
     }
 }
 
@@ -244,6 +266,24 @@ mod tests {
     #[test]
     fn error_is_smaller_than_clippys_large_err_threshold() {
         assert!(std::mem::size_of::<Error>() < 128, "size {}", std::mem::size_of::<Error>());
+    }
+
+    /// Candle captures a backtrace in its errors under `RUST_BACKTRACE=1`; ppl's message must
+    /// not embed it, and the source chain must still reach it.
+    #[test]
+    fn candle_backtraces_stay_out_of_the_message_but_in_the_source() {
+        use std::error::Error as _;
+        let inner = candle_core::Error::Msg("boom".into());
+        let bt = candle_core::Error::WithBacktrace {
+            inner: Box::new(inner),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        let full = bt.to_string();
+        assert!(full.len() > 100, "a captured backtrace is long: {full}");
+        let e = Error::from(bt).at_site("z", None);
+        assert_eq!(e.to_string(), "site `z`: boom");
+        let source = e.source().and_then(|s| s.source()).expect("the Candle error is the source");
+        assert_eq!(source.to_string(), full);
     }
 
     #[test]

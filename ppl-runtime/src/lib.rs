@@ -37,7 +37,7 @@ pub mod trace;
 pub use error::{Error, Location, Result};
 pub use params::ParamStore;
 pub use primitives::{
-    ParamOptions, PlateOptions, SampleOptions, deterministic, deterministic_with, factor, factor_with, module, observe,
+    ObsValue, ParamOptions, PlateOptions, SampleOptions, SeqPlateIndex, deterministic, deterministic_with, factor, factor_with, module, observe,
     param, param_with, plate, plate_with, sample, sample_with, seq_plate, seq_plate_iter, seq_plate_iter_with,
     seq_plate_with, SeqPlateIter,
 };

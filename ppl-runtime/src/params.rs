@@ -5,7 +5,7 @@ use crate::defaults;
 use crate::dist::{Constraint, TransformRef, biject_to};
 use crate::error::{Error, Result};
 use crate::runtime::{self, Handler};
-use crate::site::{Message, ParamInit, SiteKind};
+use crate::site::ParamInit;
 use candle_core::{Device, Tensor, Var};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -129,19 +129,9 @@ impl ParamStore {
     /// An existing parameter keeps its `Var` (so optimizers keep tracking it) when the shape and
     /// dtype agree; otherwise it is replaced.
     pub fn set(&self, name: &str, value: &Tensor, constraint: Constraint) -> Result<()> {
-        let entry = make_entry(name, value, constraint)?;
+        let entry = make_entry(name, value, constraint, "value")?;
         let mut g = self.lock();
-        if let Some(old) = g.entries.get_mut(name)
-            && old.unconstrained.dims() == entry.unconstrained.dims()
-            && old.unconstrained.dtype() == entry.unconstrained.dtype()
-        {
-            old.unconstrained.set(entry.unconstrained.as_tensor())?;
-            old.constraint = entry.constraint;
-            old.transform = entry.transform;
-            return Ok(());
-        }
-        insert(&mut g, name, entry);
-        Ok(())
+        set_entry(&mut g, name, entry)
     }
 
     /// Removes `name`; returns whether it existed.
@@ -186,9 +176,15 @@ impl ParamStore {
             Some(ParamInit::Lazy(f)) => f()?,
             Some(ParamInit::Var(_)) => unreachable!("handled above"),
         };
-        let entry = make_entry(name, &value, constraint.clone())?;
+        let entry = make_entry(name, &value, constraint.clone(), "initial value")?;
+        // Insert if still absent: when threads race to create the same parameter, the first
+        // insertion wins and every thread returns the winner's value.
+        let mut g = self.lock();
+        if let Some(e) = g.entries.get(name) {
+            return e.transform.forward(e.unconstrained.as_tensor());
+        }
         let out = entry.transform.forward(entry.unconstrained.as_tensor())?;
-        insert(&mut self.lock(), name, entry);
+        insert(&mut g, name, entry);
         Ok(out)
     }
 
@@ -211,42 +207,93 @@ impl ParamStore {
 
     /// Reads a file written by [`ParamStore::save`] onto `device`, replacing parameters of the
     /// same names (existing `Var`s are updated in place when shapes agree).
+    ///
+    /// All or nothing: every parameter of the file is read and checked (its recorded constraint
+    /// must parse and be satisfiable, its value must satisfy it) before the store changes, so on
+    /// any error the store is left as it was. Errors name the file and the parameter.
     pub fn load(&self, path: impl AsRef<Path>, device: &Device) -> Result<()> {
         let path = path.as_ref();
-        let st_err = |message: String| Error::Safetensors { path: path.display().to_string(), message };
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let file = path.display().to_string();
+        let st_err = |message: String| Error::Safetensors { path: file.clone(), message };
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: file.clone(), source })?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| st_err(e.to_string()))?;
         let info = meta.metadata().clone().unwrap_or_default();
         if info.get("format").map(String::as_str) != Some("ppl.ParamStore.v1") {
             return Err(st_err("not a ppl parameter file (missing `format: ppl.ParamStore.v1` metadata)".into()));
         }
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device)?;
+        let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| st_err(e.to_string()))?;
         let mut names: Vec<&String> = tensors.keys().collect();
         names.sort();
+        let mut entries = Vec::with_capacity(names.len());
         for n in names {
+            let param_err = |message: String| st_err(format!("parameter `{n}`: {message}"));
             let c = info
                 .get(&format!("constraint.{n}"))
-                .ok_or_else(|| st_err(format!("no constraint recorded for `{n}`")))?;
-            let constraint: Constraint = c.parse()?;
-            let transform = biject_to(&constraint)?;
-            let value = transform.forward(&tensors[n])?;
-            self.set(n, &value, constraint)?;
+                .ok_or_else(|| param_err("no constraint recorded in the file's metadata".into()))?;
+            let constraint: Constraint =
+                c.parse().map_err(|e: Error| param_err(format!("unreadable constraint `{c}`: {}", e.root())))?;
+            let transform = biject_to(&constraint).map_err(|e| param_err(e.root().to_string()))?;
+            let value = transform.forward(&tensors[n]).map_err(|e| param_err(e.root().to_string()))?;
+            let entry = make_entry(n, &value, constraint, "loaded value").map_err(|e| param_err(e.root().to_string()))?;
+            entries.push((n.clone(), entry));
+        }
+        let mut g = self.lock();
+        for (n, entry) in entries {
+            set_entry(&mut g, &n, entry)?;
         }
         Ok(())
     }
 }
 
-fn make_entry(name: &str, value: &Tensor, constraint: Constraint) -> Result<Entry> {
+/// `None` when some value can satisfy `constraint`, else why none can (`interval(1, 0)`).
+fn impossible(constraint: &Constraint) -> Option<String> {
+    let empty = |l: f64, u: f64, what: &str| {
+        (l.is_nan() || u.is_nan() || l >= u).then(|| format!("its lower bound {l} is not below its upper bound {u} ({what})"))
+    };
+    match constraint {
+        Constraint::Interval(l, u) => empty(*l, *u, "no value lies in it"),
+        Constraint::HalfOpenInterval(l, u) => empty(*l, *u, "no value lies in it"),
+        Constraint::IntegerInterval(l, u) if l > u => Some(format!("its lower bound {l} is above its upper bound {u}")),
+        Constraint::GreaterThan(x) | Constraint::GreaterThanEq(x) | Constraint::LessThan(x) if x.is_nan() => {
+            Some("its bound is NaN".into())
+        }
+        _ => None,
+    }
+}
+
+/// Replaces (or creates) `name`, keeping an existing `Var` (updated in place) when the shape
+/// and dtype agree, so optimizers keep tracking it.
+fn set_entry(g: &mut Inner, name: &str, entry: Entry) -> Result<()> {
+    if let Some(old) = g.entries.get_mut(name)
+        && old.unconstrained.dims() == entry.unconstrained.dims()
+        && old.unconstrained.dtype() == entry.unconstrained.dtype()
+    {
+        old.unconstrained.set(entry.unconstrained.as_tensor())?;
+        old.constraint = entry.constraint;
+        old.transform = entry.transform;
+        return Ok(());
+    }
+    insert(g, name, entry);
+    Ok(())
+}
+
+/// A store entry for `value` (described as `what` in errors: "initial value", "loaded value").
+fn make_entry(name: &str, value: &Tensor, constraint: Constraint, what: &str) -> Result<Entry> {
+    let arg = if what == "initial value" { "init" } else { "value" };
+    if let Some(why) = impossible(&constraint) {
+        return Err(Error::invalid_arg("param", "constraint", format!("constraint `{constraint}` is impossible: {why}"))
+            .at_site(name, None));
+    }
     let transform = biject_to(&constraint).map_err(|e| e.at_site(name, None))?;
     if !value.dtype().is_float() {
-        return Err(Error::invalid_arg("param", "init", format!("must be a float tensor, got {:?}", value.dtype()))
+        return Err(Error::invalid_arg("param", arg, format!("the {what} must be a float tensor, got {:?}", value.dtype()))
             .at_site(name, None));
     }
     if let Some(detail) = constraint.first_violation(value)? {
         return Err(Error::invalid_arg(
             "param",
-            "init",
-            format!("initial value must satisfy constraint `{constraint}`, but {detail}"),
+            arg,
+            format!("the {what} must satisfy constraint `{constraint}`, but {detail}"),
         )
         .at_site(name, None));
     }
@@ -287,15 +334,10 @@ pub struct ParamStoreHandler {
 }
 
 impl Handler for ParamStoreHandler {
-    fn process(&mut self, msg: &mut Message) -> Result<()> {
-        if msg.kind != SiteKind::Param || msg.value.is_some() {
-            return Ok(());
-        }
-        let (constraint, init) = match msg.param.as_mut() {
-            Some(spec) => (spec.constraint.clone(), spec.init.take()),
-            None => (Constraint::Real, None),
-        };
-        msg.value = Some(self.store.get_or_create(&msg.name, &constraint, init)?);
-        Ok(())
+    // Param sites are resolved by the stack's default behaviour against the innermost store
+    // (found through this method), after every handler's `process`: so `substitute` and `lift`
+    // anywhere on the stack take precedence, and `block` does not hide the store.
+    fn param_store(&self) -> Option<ParamStore> {
+        Some(self.store.clone())
     }
 }

@@ -6,6 +6,7 @@
 //! has its own stack: MCMC chains can run on parallel threads.
 
 use crate::error::{Error, Result};
+use crate::params::ParamStore;
 use crate::rng::Rng;
 use crate::site::{Message, RngHandle, SiteKind};
 use std::cell::{Cell, RefCell};
@@ -26,7 +27,15 @@ pub trait Handler {
     }
 
     /// The random number generator this handler carries, if any (the `seed` handler's).
+    /// Asked once, when the handler is installed.
     fn rng(&self) -> Option<RngHandle> {
+        None
+    }
+
+    /// The parameter store this handler carries, if any ([`ParamStore::scope`]'s handler).
+    /// Asked once, when the handler is installed. Param sites without a value resolve against
+    /// the innermost store on the whole stack, so `block` does not hide a store.
+    fn param_store(&self) -> Option<ParamStore> {
         None
     }
 }
@@ -37,6 +46,10 @@ pub type HandlerRef = Rc<RefCell<dyn Handler>>;
 struct Frame {
     id: u64,
     handler: HandlerRef,
+    /// `handler.rng()` and `handler.param_store()`, read at install time, so that finding them
+    /// never borrows a handler (which may be running `process` when it asks for a draw).
+    rng: Option<RngHandle>,
+    store: Option<ParamStore>,
 }
 
 thread_local! {
@@ -73,7 +86,11 @@ pub fn install(handler: HandlerRef) -> HandlerGuard {
         n.set(id + 1);
         id
     });
-    STACK.with(|s| s.borrow_mut().push(Frame { id, handler }));
+    let (rng, store) = match handler.try_borrow() {
+        Ok(h) => (h.rng(), h.param_store()),
+        Err(_) => (None, None),
+    };
+    STACK.with(|s| s.borrow_mut().push(Frame { id, handler, rng, store }));
     HandlerGuard { id }
 }
 
@@ -102,11 +119,18 @@ pub fn stack_depth() -> usize {
 /// 1. `process` runs on each handler from the innermost outwards, stopping after a handler that
 ///    sets `msg.stop`;
 /// 2. the default behaviour runs unless `msg.done` is set: a sample site without a value draws one
-///    (reparameterized when the distribution allows it) from the innermost `seed` handler's
-///    generator, or from an entropy-seeded per-thread generator when none is installed; a param
-///    site without a value is an error, since no parameter store handled it;
+///    (with `rsample` when the distribution has it and `infer.reparameterize` is not
+///    `Some(false)`; `msg.reparameterized` records which) from the innermost `seed` handler's
+///    generator, or from an entropy-seeded per-thread generator when none is installed; an
+///    observed value's float dtype must be the distribution's; a param site without a value
+///    is resolved against the innermost parameter store anywhere on the stack (a `block`
+///    between them does not hide it), and is an error when there is none;
 /// 3. `postprocess` runs on the handlers that `process` visited, innermost first, so the outermost
 ///    handler sees the final message.
+///
+/// Handlers may themselves create sites (and draw random numbers) inside `process` or
+/// `postprocess`: such a nested message passes through every handler except the ones that are
+/// busy (the handler that created it), so it is traced by the handlers outside as usual.
 ///
 /// Errors are tagged with the site's name and source location.
 pub fn apply_stack(msg: &mut Message) -> Result<()> {
@@ -115,7 +139,10 @@ pub fn apply_stack(msg: &mut Message) -> Result<()> {
     let mut visited = 0;
     for h in frames.iter().rev() {
         visited += 1;
-        h.borrow_mut().process(msg).map_err(|e| located(e, msg))?;
+        // A handler already borrowed is running its own hook and created this message: skip it.
+        if let Ok(mut h) = h.try_borrow_mut() {
+            h.process(msg).map_err(|e| located(e, msg))?;
+        }
         if msg.stop {
             break;
         }
@@ -124,38 +151,66 @@ pub fn apply_stack(msg: &mut Message) -> Result<()> {
         default_process(msg).map_err(|e| located(e, msg))?;
     }
     for h in frames.iter().rev().take(visited) {
-        h.borrow_mut().postprocess(msg).map_err(|e| located(e, msg))?;
+        if let Ok(mut h) = h.try_borrow_mut() {
+            h.postprocess(msg).map_err(|e| located(e, msg))?;
+        }
     }
     Ok(())
 }
 
 fn default_process(msg: &mut Message) -> Result<()> {
+    if let (SiteKind::Sample, Some(value), Some(dist)) = (msg.kind, &msg.value, &msg.dist) {
+        // Checked here rather than where the site is written, so that a handler (e.g. MCMC's
+        // conversion to f64) may convert an observed value in `process` first.
+        crate::site::check_obs_dtype(dist, value)?;
+    }
     if msg.value.is_some() {
         return Ok(());
     }
     match msg.kind {
         SiteKind::Sample => {
             let dist = msg.dist()?.clone();
-            let value = with_rng(|rng| if dist.has_rsample() { dist.rsample(rng, &[]) } else { dist.sample(rng, &[]) })?;
+            let rsample = dist.has_rsample() && msg.infer.reparameterize != Some(false);
+            let value = with_rng(|rng| if rsample { dist.rsample(rng, &[]) } else { dist.sample(rng, &[]) })?;
             msg.value = Some(value);
+            msg.reparameterized = rsample;
             Ok(())
         }
-        SiteKind::Param => Err(Error::NoParamStore),
-        SiteKind::Factor | SiteKind::Deterministic | SiteKind::Plate => Ok(()),
+        SiteKind::Param => {
+            let store = STACK.with(|s| s.borrow().iter().rev().find_map(|f| f.store.clone()));
+            let Some(store) = store else { return Err(Error::NoParamStore) };
+            let (constraint, init) = match msg.param.as_mut() {
+                Some(spec) => (spec.constraint.clone(), spec.init.take()),
+                None => (crate::dist::Constraint::Real, None),
+            };
+            msg.value = Some(store.get_or_create(&msg.name, &constraint, init)?);
+            Ok(())
+        }
+        SiteKind::Plate => {
+            let (size, subsample_size) = msg.plate.as_ref().map_or((0, 0), |f| (f.size, f.subsample_size));
+            msg.value = Some(crate::primitives::draw_subsample(size, subsample_size)?);
+            Ok(())
+        }
+        SiteKind::Factor | SiteKind::Deterministic => Ok(()),
     }
 }
 
 /// Runs `f` with the innermost `seed` handler's generator, or with a per-thread generator seeded
-/// from entropy when no seed handler is installed.
+/// from entropy when no seed handler is installed. Never panics: a generator already in use (a
+/// re-entrant call from inside `f`) is passed over for the next one outwards.
 pub fn with_rng<R>(f: impl FnOnce(&mut Rng) -> R) -> R {
-    let seeded = STACK.with(|s| s.borrow().iter().rev().find_map(|fr| fr.handler.borrow().rng()));
-    match seeded {
-        Some(rng) => f(&mut rng.borrow_mut()),
-        None => FALLBACK_RNG.with(|r| {
-            let mut r = r.borrow_mut();
-            f(r.get_or_insert_with(Rng::from_entropy))
-        }),
+    let seeded = STACK.with(|s| {
+        s.borrow().iter().rev().filter_map(|fr| fr.rng.as_ref()).find(|r| r.try_borrow_mut().is_ok()).cloned()
+    });
+    if let Some(rng) = seeded
+        && let Ok(mut r) = rng.try_borrow_mut()
+    {
+        return f(&mut r);
     }
+    FALLBACK_RNG.with(|r| match r.try_borrow_mut() {
+        Ok(mut r) => f(r.get_or_insert_with(Rng::from_entropy)),
+        Err(_) => f(&mut Rng::from_entropy()),
+    })
 }
 
 /// Releases a plate dim when dropped.
@@ -185,6 +240,12 @@ pub(crate) fn allocate_dim(name: &str, requested: Option<isize>) -> Result<(isiz
                 return Err(Error::Plate {
                     plate: name.into(),
                     message: format!("`dim` must be negative (counted from the right), got {dim}"),
+                });
+            }
+            _ if d.iter().flatten().any(|n| n == name) => {
+                return Err(Error::Plate {
+                    plate: name.into(),
+                    message: "is nested inside another plate of the same name; give the inner plate another name".into(),
                 });
             }
             Some(dim) => {

@@ -20,8 +20,10 @@ pub enum SiteKind {
     Factor,
     /// A named deterministic function of other sites, recorded for inspection.
     Deterministic,
-    /// A plate. Only in static metadata (so plate errors quote their source line); plates send
-    /// no messages.
+    /// A plate. Every plate sends one message of this kind (named after the plate, with the
+    /// plate's index tensor as its value: `0..size` or the subsample) before its body runs, so
+    /// traces record the subsample and `replay`/`substitute` can impose one. A plate site has
+    /// no log-density. The macros also record literal plates in their static metadata.
     Plate,
 }
 
@@ -62,21 +64,63 @@ pub enum Enumerate {
 }
 
 /// Per-site inference configuration (Pyro's `infer={...}` dict, typed).
+///
+/// Build it with the builder methods, so that code keeps compiling as fields are added:
+///
+/// ```
+/// use ppl_runtime::{Enumerate, InferConfig};
+/// let c = InferConfig::new().enumerate(Enumerate::Parallel).reparameterize(false);
+/// assert_eq!(c.enumerate, Some(Enumerate::Parallel));
+/// assert_eq!(c.reparameterize, Some(false));
+/// assert!(InferConfig::new().auxiliary().is_auxiliary);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct InferConfig {
     /// Enumerate this discrete site instead of sampling it.
     pub enumerate: Option<Enumerate>,
     /// The site is an auxiliary variable of the guide (not in the model).
     pub is_auxiliary: bool,
+    /// `Some(false)` draws the site with `sample` (no pathwise gradient) even when the
+    /// distribution has `rsample`, so inference uses a score-function estimator for it.
+    /// `None` (the default) or `Some(true)`: reparameterize when the distribution can.
+    pub reparameterize: Option<bool>,
 }
 
 impl InferConfig {
+    /// The default configuration: sampled, reparameterized where possible, not auxiliary.
+    pub fn new() -> InferConfig {
+        InferConfig::default()
+    }
+
+    /// Enumerates the site (`Parallel` or `Sequential`) instead of sampling it.
+    pub fn enumerate(mut self, how: Enumerate) -> InferConfig {
+        self.enumerate = Some(how);
+        self
+    }
+
+    /// Marks the site as an auxiliary variable of the guide (absent from the model).
+    pub fn auxiliary(mut self) -> InferConfig {
+        self.is_auxiliary = true;
+        self
+    }
+
+    /// Switches reparameterized sampling on (`true`, where the distribution has `rsample`) or
+    /// off (`false`: the value is drawn with `sample` and carries no pathwise gradient).
+    pub fn reparameterize(mut self, on: bool) -> InferConfig {
+        self.reparameterize = Some(on);
+        self
+    }
+
     /// Fields set in `other` override those of `self`.
     pub fn merge(&mut self, other: &InferConfig) {
         if other.enumerate.is_some() {
             self.enumerate = other.enumerate;
         }
         self.is_auxiliary |= other.is_auxiliary;
+        if other.reparameterize.is_some() {
+            self.reparameterize = other.reparameterize;
+        }
     }
 }
 
@@ -204,10 +248,19 @@ pub struct Message<'a> {
     pub done: bool,
     /// Set by `do`: the value is an intervention and contributes no log-density.
     pub intervened: bool,
+    /// Whether the default behaviour drew the value with `rsample` (a pathwise gradient flows
+    /// from it to the distribution's parameters). False for observed, replayed, substituted or
+    /// non-reparameterizable values, and when `infer.reparameterize` is `Some(false)`.
+    pub reparameterized: bool,
+    /// For a plate site (`SiteKind::Plate`): the plate's own frame (name, dim, full size,
+    /// subsample size). `None` for other sites.
+    pub plate: Option<CondIndepFrame>,
     /// The macros' static metadata for literal sites.
     pub meta: Option<&'static SiteMeta>,
-    /// Cached scaled and masked log-density (filled by the trace on demand).
-    pub log_prob: OnceCell<Tensor>,
+    /// Cached masked, unscaled log-density (see [`Message::log_prob_unscaled`]).
+    pub(crate) log_prob_unscaled_cache: OnceCell<Tensor>,
+    /// Cached scaled and masked log-density (see [`Message::log_prob`]).
+    pub(crate) log_prob_cache: OnceCell<Tensor>,
 }
 
 impl<'a> Message<'a> {
@@ -227,8 +280,11 @@ impl<'a> Message<'a> {
             stop: false,
             done: false,
             intervened: false,
+            reparameterized: false,
+            plate: None,
             meta: None,
-            log_prob: OnceCell::new(),
+            log_prob_unscaled_cache: OnceCell::new(),
+            log_prob_cache: OnceCell::new(),
         }
     }
 
@@ -248,8 +304,11 @@ impl<'a> Message<'a> {
             stop: self.stop,
             done: self.done,
             intervened: self.intervened,
+            reparameterized: self.reparameterized,
+            plate: self.plate.clone(),
             meta: self.meta,
-            log_prob: self.log_prob.clone(),
+            log_prob_unscaled_cache: self.log_prob_unscaled_cache.clone(),
+            log_prob_cache: self.log_prob_cache.clone(),
         }
     }
 
@@ -277,6 +336,73 @@ impl<'a> Message<'a> {
         matches!(self.kind, SiteKind::Sample | SiteKind::Factor) && !self.intervened
     }
 
+    /// The site's log-density `log_prob(value)`, masked (masked elements are zero) but not
+    /// scaled, shaped like the site's batch shape. Cached after the first call. `None` for
+    /// sites without a log-density (params, plates, deterministic and intervened sites).
+    ///
+    /// Enumeration needs this: plate scales apply outside its log-sum-exp.
+    pub fn log_prob_unscaled(&self) -> Result<Option<&Tensor>> {
+        if !self.has_log_prob() {
+            return Ok(None);
+        }
+        if let Some(lp) = self.log_prob_unscaled_cache.get() {
+            return Ok(Some(lp));
+        }
+        let lp = self.compute_log_prob_unscaled().map_err(|e| e.at_site(&self.name, self.location()))?;
+        Ok(Some(self.log_prob_unscaled_cache.get_or_init(|| lp)))
+    }
+
+    /// The site's log-density `log_prob(value)`, masked, times the site's `scale` (from
+    /// subsampling plates and `scale` handlers), shaped like the site's batch shape — the term
+    /// the site adds to the joint log-density. Cached after the first call. `None` for sites
+    /// without a log-density.
+    ///
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use ppl_runtime::{dist::Normal, handlers::{scale, trace}, primitives::observe};
+    /// let x = Tensor::new(0f32, &Device::Cpu)?;
+    /// let (_, tr) = trace(|| scale(2.0, || observe("x", Normal::new(0.0, 1.0)?, &x)))?;
+    /// let site = tr.get("x").unwrap();
+    /// let lp = site.log_prob()?.unwrap().to_scalar::<f32>()?;
+    /// let unscaled = site.log_prob_unscaled()?.unwrap().to_scalar::<f32>()?;
+    /// assert!((lp - 2.0 * unscaled).abs() < 1e-6);
+    /// # Ok::<(), ppl_runtime::Error>(())
+    /// ```
+    pub fn log_prob(&self) -> Result<Option<&Tensor>> {
+        if let Some(lp) = self.log_prob_cache.get() {
+            return Ok(Some(lp));
+        }
+        let Some(unscaled) = self.log_prob_unscaled()? else { return Ok(None) };
+        let lp = if self.scale != 1.0 {
+            (unscaled * self.scale).map_err(|e| crate::Error::from(e).at_site(&self.name, self.location()))?
+        } else {
+            unscaled.clone()
+        };
+        Ok(Some(self.log_prob_cache.get_or_init(|| lp)))
+    }
+
+    /// Forgets the cached log-densities (call after changing `value`, `dist`, `mask` or `scale`
+    /// of a recorded site).
+    pub fn reset_log_prob(&mut self) {
+        self.log_prob_cache = OnceCell::new();
+        self.log_prob_unscaled_cache = OnceCell::new();
+    }
+
+    fn compute_log_prob_unscaled(&self) -> Result<Tensor> {
+        let dist = self.dist()?;
+        let value = self.value()?;
+        check_obs_dtype(dist, value)?;
+        let mut lp = dist.log_prob(value)?;
+        if let Some(mask) = &self.mask {
+            check_mask(mask, crate::defaults::validation_enabled())?;
+            let m = mask.broadcast_as(lp.dims()).map_err(|_| {
+                crate::Error::shape_mismatch("mask does not broadcast to the site's log_prob", lp.dims(), mask.dims())
+            })?;
+            lp = m.where_cond(&lp, &lp.zeros_like()?)?;
+        }
+        Ok(lp)
+    }
+
     /// The names of the vectorized plates the site lies in, outermost first.
     pub fn plate_names(&self) -> Vec<&str> {
         self.cond_indep_stack.iter().map(|f| f.name.as_str()).collect()
@@ -285,3 +411,45 @@ impl<'a> Message<'a> {
 
 /// A site as recorded in a [`Trace`](crate::trace::Trace).
 pub type Site = Message<'static>;
+
+/// A value whose float dtype differs from the distribution's is an error naming both dtypes.
+/// (Integer values of discrete distributions are left to the distribution.)
+pub(crate) fn check_obs_dtype(dist: &DistRef, value: &Tensor) -> Result<()> {
+    if value.dtype() != dist.dtype() && value.dtype().is_float() {
+        return Err(crate::Error::DTypeMismatch {
+            context: format!("`{}` value", dist.name()),
+            a: "distribution".into(),
+            a_dtype: dist.dtype(),
+            b: "value".into(),
+            b_dtype: value.dtype(),
+        });
+    }
+    Ok(())
+}
+
+/// A mask must be a `u8` tensor (Candle's boolean: what comparisons such as `x.ge(0.0)?`
+/// return) holding only 0 and 1; `check_values` also reads the values (one device-to-host copy).
+pub(crate) fn check_mask(mask: &Tensor, check_values: bool) -> Result<()> {
+    if mask.dtype() != candle_core::DType::U8 {
+        return Err(crate::Error::invalid_arg(
+            "mask",
+            "mask",
+            format!(
+                "a mask must be a boolean (u8) tensor of 0s and 1s, e.g. from a comparison such as `x.ge(0.0)?`, \
+                 got dtype {:?}; masks select elements, they are not weights (use `scale` for weights)",
+                mask.dtype()
+            ),
+        ));
+    }
+    if check_values && mask.elem_count() > 0 {
+        let max = mask.flatten_all()?.max(0)?.to_scalar::<u8>()?;
+        if max > 1 {
+            return Err(crate::Error::invalid_arg(
+                "mask",
+                "mask",
+                format!("a mask holds only 0 and 1, found the value {max}; compare to get one, e.g. `m.ne(0u8)?`"),
+            ));
+        }
+    }
+    Ok(())
+}

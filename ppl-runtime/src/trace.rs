@@ -19,9 +19,24 @@ impl Trace {
         Trace::default()
     }
 
-    /// Appends a site; a second site with the same name is an error naming it.
+    /// Appends a site; a second site with the same name is an error naming it, except that
+    /// a param read again in the same run keeps its first site (Pyro allows repeated reads), and
+    /// a plate entered again keeps its first site when its size and indices agree (else the
+    /// error names the plate).
     pub fn add(&mut self, site: Site) -> Result<()> {
-        if self.index.contains_key(&site.name) {
+        if let Some(&i) = self.index.get(&site.name) {
+            let first = &self.sites[i];
+            match (first.kind, site.kind) {
+                (SiteKind::Param, SiteKind::Param) => return Ok(()),
+                (SiteKind::Plate, SiteKind::Plate) => return same_plate(first, &site),
+                (a, b) if a != b => {
+                    return Err(Error::DuplicateSite {
+                        hint: Some(format!("the name is used by a {a} site and by a {b} site; rename one of them")),
+                    }
+                    .at_site(&site.name, site.location()));
+                }
+                _ => {}
+            }
             let hint = Some("build dynamic names from a loop index, e.g. `format!(\"z_{i}\")`".to_string());
             return Err(Error::DuplicateSite { hint }.at_site(&site.name, site.location()));
         }
@@ -92,53 +107,37 @@ impl Trace {
         self.sites.is_empty()
     }
 
-    /// The log-density of one site: `log_prob(value)`, masked, times the site's scale, shaped
-    /// like the site's batch shape. Cached after the first call. `None` for sites without one.
+    /// The log-density of one site; the same as [`Site::log_prob`](crate::site::Message::log_prob).
     pub fn site_log_prob(site: &Site) -> Result<Option<&Tensor>> {
-        if !site.has_log_prob() {
-            return Ok(None);
-        }
-        if let Some(lp) = site.log_prob.get() {
-            return Ok(Some(lp));
-        }
-        let compute = || -> Result<Tensor> {
-            let dist = site.dist()?;
-            let mut lp = dist.log_prob(site.value()?)?;
-            if let Some(mask) = &site.mask {
-                let m = mask.to_dtype(lp.dtype())?.ne(0.0)?;
-                let m = m.broadcast_as(lp.dims()).map_err(|_| {
-                    Error::shape_mismatch("mask does not broadcast to the site's log_prob", lp.dims(), mask.dims())
-                })?;
-                lp = m.where_cond(&lp, &lp.zeros_like()?)?;
-            }
-            if site.scale != 1.0 {
-                lp = (lp * site.scale)?;
-            }
-            Ok(lp)
-        };
-        let lp = compute().map_err(|e| e.at_site(&site.name, site.location()))?;
-        Ok(Some(site.log_prob.get_or_init(|| lp)))
+        site.log_prob()
     }
 
     /// Computes and caches every site's log-density.
     pub fn compute_log_prob(&self) -> Result<()> {
         for s in &self.sites {
-            Trace::site_log_prob(s)?;
+            s.log_prob()?;
         }
         Ok(())
     }
 
-    /// The sum of all scaled, masked site log-densities (sample and factor sites; intervened
-    /// sites excluded), as a scalar tensor. `None` when the trace has no such site.
-    pub fn log_prob_sum(&self) -> Result<Option<Tensor>> {
+    /// The sum of all scaled, masked site log-densities (sample and factor sites; intervened,
+    /// param, plate and deterministic sites contribute nothing), as a scalar tensor: Pyro's
+    /// `trace.log_prob_sum()`. An empty sum is a zero of the thread's default dtype and device.
+    ///
+    /// ```
+    /// use ppl_runtime::Trace;
+    /// assert_eq!(Trace::new().log_prob_sum()?.to_scalar::<f32>()?, 0.0);
+    /// # Ok::<(), ppl_runtime::Error>(())
+    /// ```
+    pub fn log_prob_sum(&self) -> Result<Tensor> {
         self.log_prob_sum_filtered(|_| true)
     }
 
     /// Like [`Trace::log_prob_sum`] over the sites for which `keep` holds.
-    pub fn log_prob_sum_filtered(&self, keep: impl Fn(&Site) -> bool) -> Result<Option<Tensor>> {
+    pub fn log_prob_sum_filtered(&self, keep: impl Fn(&Site) -> bool) -> Result<Tensor> {
         let mut total: Option<Tensor> = None;
         for s in self.sites.iter().filter(|s| keep(s)) {
-            if let Some(lp) = Trace::site_log_prob(s)? {
+            if let Some(lp) = s.log_prob()? {
                 let v = lp.sum_all()?;
                 total = Some(match total {
                     None => v,
@@ -157,18 +156,26 @@ impl Trace {
                 });
             }
         }
-        Ok(total)
+        match total {
+            Some(t) => Ok(t),
+            None => {
+                let d = crate::defaults::current();
+                Ok(Tensor::zeros((), d.dtype, &d.device)?)
+            }
+        }
     }
 
-    /// A table of every site's distribution, batch and event shapes, value shape and log_prob
-    /// shape — Pyro's `trace.format_shapes()`, the first thing to print when shapes go wrong.
+    /// A table of every site's distribution, batch and event shapes, value shape, log_prob
+    /// shape (computed and cached; `error` when it cannot be computed) and plates — Pyro's
+    /// `trace.format_shapes()`, the first thing to print when shapes go wrong.
     pub fn format_shapes(&self) -> String {
-        let mut rows: Vec<[String; 6]> = vec![[
+        let mut rows: Vec<[String; 7]> = vec![[
             "site".into(),
             "kind".into(),
             "dist".into(),
             "batch | event".into(),
             "value".into(),
+            "log_prob".into(),
             "plates".into(),
         ]];
         for s in &self.sites {
@@ -177,6 +184,11 @@ impl Trace {
                 None => (String::new(), String::new()),
             };
             let value = s.value.as_ref().map(|v| format!("{:?}", v.dims())).unwrap_or_default();
+            let log_prob = match s.log_prob() {
+                Ok(Some(lp)) => format!("{:?}", lp.dims()),
+                Ok(None) => String::new(),
+                Err(_) => "error".to_string(),
+            };
             let mut plates = s
                 .cond_indep_stack
                 .iter()
@@ -189,9 +201,12 @@ impl Trace {
             if s.is_observed {
                 plates = format!("obs {plates}");
             }
-            rows.push([s.name.clone(), s.kind.to_string(), dname, shapes, value, plates]);
+            if let (SiteKind::Plate, Some(f)) = (s.kind, &s.plate) {
+                plates = format!("size {} subsample {}", f.size, f.subsample_size);
+            }
+            rows.push([s.name.clone(), s.kind.to_string(), dname, shapes, value, log_prob, plates]);
         }
-        let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..7).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
         let mut out = String::new();
         for r in &rows {
             let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
@@ -199,6 +214,37 @@ impl Trace {
         }
         out
     }
+}
+
+/// A plate entered twice in one trace must have the same size and indices both times.
+fn same_plate(first: &Site, again: &Site) -> Result<()> {
+    let size = |s: &Site| s.plate.as_ref().map(|f| f.size);
+    let indices = |s: &Site| -> Result<Option<Vec<u32>>> {
+        Ok(match &s.value {
+            Some(v) => Some(v.to_dtype(candle_core::DType::U32)?.to_vec1::<u32>()?),
+            None => None,
+        })
+    };
+    if size(first) != size(again) {
+        return Err(Error::Plate {
+            plate: first.name.clone(),
+            message: format!(
+                "entered twice in one run with different sizes ({:?} and {:?}); a plate name stands for one set of \
+                 conditionally independent elements",
+                size(first).unwrap_or_default(),
+                size(again).unwrap_or_default()
+            ),
+        });
+    }
+    if indices(first)? != indices(again)? {
+        return Err(Error::Plate {
+            plate: first.name.clone(),
+            message: "entered twice in one run with different subsample indices; subsample once and pass the indices \
+                      (`PlateOptions { subsample: Some(idx), .. }`) to the second use, or give the plates different names"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 impl<'a> IntoIterator for &'a Trace {

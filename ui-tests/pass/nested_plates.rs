@@ -29,7 +29,7 @@ fn model(x: &Tensor, mask: &Tensor) -> Result<()> {
 fn guide(x: &Tensor, _mask: &Tensor) -> Result<()> {
     let loc = param!("loc", 0.0);
     sample!("mu", Normal::new(&loc, 1.0)?);
-    sample!("aux", Normal::new(0.0, 1.0)?, infer = ppl::InferConfig { is_auxiliary: true, ..Default::default() });
+    sample!("aux", Normal::new(0.0, 1.0)?, infer = ppl::InferConfig::new().auxiliary());
     plate!("cols", x.dim(1)?, |_| {
         plate!("rows", x.dim(0)?, |_| {
             sample!("z", Normal::new(0.0, 1.0)?);

@@ -34,7 +34,7 @@ impl Handler for InferConfigHandler {
 ///
 /// ```
 /// use ppl_runtime::{dist::Bernoulli, handlers::{infer_config, trace}, primitives::sample, Enumerate, InferConfig};
-/// let enumerate = |_: &ppl_runtime::Message| Some(InferConfig { enumerate: Some(Enumerate::Parallel), ..Default::default() });
+/// let enumerate = |_: &ppl_runtime::Message| Some(InferConfig::new().enumerate(Enumerate::Parallel));
 /// let (_, tr) = trace(|| infer_config(enumerate, || sample("c", Bernoulli::new(0.5)?)))?;
 /// assert_eq!(tr.get("c").unwrap().infer.enumerate, Some(Enumerate::Parallel));
 /// # Ok::<(), ppl_runtime::Error>(())

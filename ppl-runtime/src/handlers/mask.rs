@@ -2,8 +2,8 @@
 
 use crate::error::Result;
 use crate::runtime::{Handler, with_handler};
-use crate::site::{Message, SiteKind};
-use candle_core::{DType, Tensor};
+use crate::site::{Message, SiteKind, check_mask};
+use candle_core::Tensor;
 
 /// Combines a 0/1 mask into every sample and factor site's mask (elementwise and).
 #[derive(Debug, Clone)]
@@ -12,9 +12,12 @@ pub struct Mask {
 }
 
 impl Mask {
-    /// Masks by `mask` (any dtype; non-zero keeps), broadcastable to the sites' batch shapes.
+    /// Masks by `mask`, a u8 tensor of 0s and 1s (1 keeps; what comparisons such as
+    /// `x.ge(0.0)?` return) broadcastable to the sites' batch shapes. Any other dtype, or a
+    /// value other than 0 and 1, is an error.
     pub fn new(mask: &Tensor) -> Result<Self> {
-        Ok(Mask { mask: mask.ne(0u8).or_else(|_| mask.to_dtype(DType::F32)?.ne(0.0))? })
+        check_mask(mask, true)?;
+        Ok(Mask { mask: mask.clone() })
     }
 }
 
@@ -23,7 +26,10 @@ impl Handler for Mask {
         if matches!(msg.kind, SiteKind::Sample | SiteKind::Factor) {
             msg.mask = Some(match &msg.mask {
                 None => self.mask.clone(),
-                Some(m) => m.ne(0u8).or_else(|_| m.to_dtype(DType::F32)?.ne(0.0))?.broadcast_mul(&self.mask)?,
+                Some(m) => {
+                    check_mask(m, false)?;
+                    m.broadcast_mul(&self.mask)?
+                }
             });
         }
         Ok(())
@@ -34,11 +40,11 @@ impl Handler for Mask {
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
-/// use ppl_runtime::{dist::Normal, handlers::{mask, trace}, primitives::{observe, plate}, Trace};
+/// use ppl_runtime::{dist::Normal, handlers::{mask, trace}, primitives::{observe, plate}};
 /// let x = Tensor::new(&[0f32, 100.0], &Device::Cpu)?;
 /// let keep = Tensor::new(&[1u8, 0], &Device::Cpu)?; // drop the outlier
 /// let (_, tr) = trace(|| mask(&keep, || plate("n", 2, |_| observe("x", Normal::new(0.0, 1.0)?, &x))))?;
-/// let lp = Trace::site_log_prob(tr.get("x").unwrap())?.unwrap().to_vec1::<f32>()?;
+/// let lp = tr.get("x").unwrap().log_prob()?.unwrap().to_vec1::<f32>()?;
 /// assert_eq!(lp[1], 0.0);
 /// # Ok::<(), ppl_runtime::Error>(())
 /// ```

@@ -6,7 +6,9 @@ use crate::site::{Message, SiteKind};
 use crate::trace::Trace;
 
 /// Gives each latent sample site the value of the same-named site of `trace` (and its infer
-/// config); sites missing from the trace run as usual.
+/// config), and each plate the indices of the same-named plate of `trace` (so that the model
+/// sees the guide's subsample); sites missing from the trace run as usual. A plate given its
+/// indices explicitly (`subsample`) keeps them, as an observed site keeps its value.
 #[derive(Debug)]
 pub struct Replay {
     trace: Trace,
@@ -21,8 +23,11 @@ impl Replay {
 
 impl Handler for Replay {
     fn process(&mut self, msg: &mut Message) -> Result<()> {
-        if msg.kind != SiteKind::Sample || msg.is_observed {
+        if !matches!(msg.kind, SiteKind::Sample | SiteKind::Plate) || msg.is_observed {
             return Ok(());
+        }
+        if msg.kind == SiteKind::Plate {
+            return self.replay_plate(msg);
         }
         if let Some(site) = self.trace.get(&msg.name) {
             if site.kind != SiteKind::Sample {
@@ -33,6 +38,32 @@ impl Handler for Replay {
             }
             msg.value = site.value.clone();
             msg.infer.merge(&site.infer);
+        }
+        Ok(())
+    }
+}
+
+impl Replay {
+    fn replay_plate(&self, msg: &mut Message) -> Result<()> {
+        let Some(site) = self.trace.get(&msg.name) else { return Ok(()) };
+        if site.kind != SiteKind::Plate {
+            return Err(Error::ModelGuideMismatch(format!(
+                "`{}` is a {} site in the replayed trace but a plate here",
+                msg.name, site.kind
+            )));
+        }
+        let size = |m: &Message| m.plate.as_ref().map(|f| f.size);
+        if size(site) != size(msg) {
+            return Err(Error::ModelGuideMismatch(format!(
+                "plate `{}` has size {} in the replayed trace but {} here",
+                msg.name,
+                size(site).unwrap_or_default(),
+                size(msg).unwrap_or_default()
+            )));
+        }
+        if let (Some(v), Some(frame)) = (&site.value, msg.plate.as_mut()) {
+            frame.subsample_size = v.dim(0)?;
+            msg.value = Some(v.clone());
         }
         Ok(())
     }

@@ -5,7 +5,9 @@ use crate::handlers::Data;
 use crate::runtime::{Handler, with_handler};
 use crate::site::{Message, SiteKind};
 
-/// Sets the value of each sample or param site named in `data`; the site stays latent.
+/// Sets the value of each sample or param site named in `data`; the site stays latent. A plate
+/// named in `data` uses the given tensor as its indices (unless its body was given explicit
+/// `subsample` indices).
 #[derive(Debug)]
 pub struct Substitute {
     data: Data,
@@ -20,10 +22,16 @@ impl Substitute {
 
 impl Handler for Substitute {
     fn process(&mut self, msg: &mut Message) -> Result<()> {
-        if matches!(msg.kind, SiteKind::Sample | SiteKind::Param)
-            && let Some(v) = self.data.get(&msg.name)
-        {
-            msg.value = Some(v.clone());
+        let Some(v) = self.data.get(&msg.name) else { return Ok(()) };
+        match msg.kind {
+            SiteKind::Sample | SiteKind::Param => msg.value = Some(v.clone()),
+            SiteKind::Plate if !msg.is_observed => {
+                if let Some(frame) = msg.plate.as_mut() {
+                    frame.subsample_size = v.dims().first().copied().unwrap_or(0);
+                }
+                msg.value = Some(v.clone());
+            }
+            _ => {}
         }
         Ok(())
     }

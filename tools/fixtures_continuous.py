@@ -149,6 +149,32 @@ cases.append(dir_case(a(1.5, 2.0, 3.0), xs3))
 cases.append(dir_case(np.array([[0.5, 0.8, 4.0], [1.0, 1.0, 1.0], [20.0, 7.0, 0.3]]), xs3[:, None, :]))
 
 
+
+# LogisticNormal (torch's definition): x ~ Normal(loc, scale) over K-1 coordinates, pushed onto the
+# K-simplex by stick-breaking with offsets: z_i = sigmoid(x_i - log(K-1-i)), y_i = z_i prod_{j<i}
+# (1 - z_j), y_K = prod_j (1 - z_j). Written out here with numpy (not ppl's transforms): the
+# inverse is z_i = y_i / (1 - sum_{j<i} y_j), x_i = logit(z_i) + log(K-1-i); the Jacobian of
+# x -> y[:K-1] is triangular with diagonal z_i (1 - z_i) prod_{j<i} (1 - z_j).
+def logistic_normal_logpdf(y, loc, scale):
+    n = y.shape[-1] - 1
+    rest = 1 - np.concatenate([np.zeros(y.shape[:-1] + (1,)), np.cumsum(y[..., :-1], axis=-1)[..., :-1]], axis=-1)
+    z = y[..., :-1] / rest
+    x = special.logit(z) + np.log(n - np.arange(n))
+    log_det = np.sum(np.log(z) + np.log1p(-z) + np.log(rest), axis=-1)
+    return np.sum(stats.norm.logpdf(x, loc, scale), axis=-1) - log_det
+
+
+def ln_case(loc, scale, ys):
+    batch = np.broadcast_shapes(loc.shape[:-1], scale.shape[:-1])
+    ys = np.broadcast_to(ys, ys.shape[:1] + batch + ys.shape[-1:])
+    return {"dist": "LogisticNormal", "params": {"loc": enc(loc), "scale": enc(scale)}, "x": enc(ys),
+            "log_prob": enc(logistic_normal_logpdf(ys, loc, scale))}
+
+
+cases.append(ln_case(a(0.3, -1.2), a(0.7, 2.0), xs3))
+cases.append(ln_case(np.array([[0.0, 0.0], [1.0, -2.0]]), a(0.5, 1.5), xs3[:, None, :]))
+cases.append(ln_case(a(0.4).reshape(1), a(1.3).reshape(1), np.array([[0.2, 0.8], [0.999, 0.001], [0.5, 0.5]])))
+
 # Implicit reparameterization of the standard gamma: dz/dalpha = -(dP/dalpha)/(dP/dz), with
 # P the regularized lower incomplete gamma, computed to 30 digits with mpmath.
 def dz_dalpha(al, z):

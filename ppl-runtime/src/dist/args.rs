@@ -59,6 +59,22 @@ impl From<&Var> for Arg {
     }
 }
 
+/// A count argument (such as `total_count`) that may be an integer tensor: converted to the float
+/// dtype of `like` when that is a float tensor, else to the thread's default dtype. Floats and
+/// numbers pass unchanged; the constraint check comes later, in [`validate_param`].
+pub fn count_arg(count: Arg, like: &Arg) -> Result<Arg> {
+    match count {
+        Arg::Tensor(t) if !t.dtype().is_float() => {
+            let dtype = match like {
+                Arg::Tensor(l) if l.dtype().is_float() => l.dtype(),
+                _ => defaults::current().dtype,
+            };
+            Ok(Arg::Tensor(t.to_dtype(dtype)?))
+        }
+        c => Ok(c),
+    }
+}
+
 /// Parameters resolved to one dtype, one device and one broadcast batch shape.
 #[derive(Debug)]
 pub struct Resolved {
@@ -159,13 +175,21 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     Some(out)
 }
 
-/// Checks parameter `arg` of `dist` against `constraint` when validation is on.
+/// Checks parameter `arg` of `dist` against `constraint` when validation is on. Parameters
+/// must also be finite: an infinite scale, rate or concentration is an error, not a degenerate
+/// distribution.
 pub fn validate_param(dist: &'static str, arg: &'static str, value: &Tensor, constraint: &Constraint) -> Result<()> {
     if !defaults::validation_enabled() || quick_ok(value, constraint)? {
         return Ok(());
     }
     if let Some(detail) = constraint.first_violation(value)? {
         return Err(Error::InvalidParameter { dist, arg, constraint: constraint.to_string(), detail });
+    }
+    if value.dtype().is_float()
+        && let Some(detail) = Constraint::Real.first_violation(value)?
+    {
+        let constraint = format!("{constraint}, and finite");
+        return Err(Error::InvalidParameter { dist, arg, constraint, detail });
     }
     Ok(())
 }
@@ -205,6 +229,17 @@ pub fn check_value_shape(dist: &'static str, value: &Tensor, batch: &[usize], ev
         });
     }
     Ok(())
+}
+
+/// `value` broadcast (as a view, no copy) to the shape its `log_prob` must have, the broadcast of
+/// its batch dims with `batch`, followed by `event`: for kernels that map over the value alone
+/// (constant parameters), so that an expanded batch shape is not lost. Call after
+/// [`check_value_shape`].
+pub fn broadcast_value(value: &Tensor, batch: &[usize], event: &[usize]) -> Result<Tensor> {
+    let full = concat_shapes(batch, event);
+    let shape = broadcast_shapes(value.dims(), &full)
+        .ok_or_else(|| Error::shape_mismatch("value does not broadcast with batch_shape ++ event_shape", &full, value.dims()))?;
+    if shape.as_slice() == value.dims() { Ok(value.clone()) } else { Ok(value.broadcast_as(shape)?) }
 }
 
 /// `shape_a ++ shape_b`.
@@ -251,7 +286,7 @@ fn quick_ok(value: &Tensor, c: &Constraint) -> Result<bool> {
         return Ok(false);
     }
     let v = value.detach();
-    if v.device().is_cpu() && v.is_contiguous() {
+    if crate::dist::kernels::cpu_kernels(v.device()) && v.is_contiguous() {
         // One tight pass over the storage, no copies.
         let check = SupportCheck { lo: lo.unwrap_or(f64::NEG_INFINITY), strict, hi: hi.unwrap_or(f64::INFINITY) };
         let ok = v.apply_op1_no_bwd(&check)?;

@@ -105,6 +105,16 @@ impl Distribution for Bernoulli {
         let p = self.probs()?;
         Ok((softplus(&self.logits)? - (p * &self.logits)?)?)
     }
+    /// `0` below 0, `1 - p` on `[0, 1)`, `1` from 1 on.
+    fn cdf(&self, value: &Tensor) -> Result<Tensor> {
+        args::check_value_shape("Bernoulli", value, &self.batch_shape, &[], self.dtype())?;
+        let x = value.to_dtype(self.dtype())?;
+        let shape = args::broadcast_shapes(x.dims(), &self.batch_shape).unwrap_or_default();
+        let x = x.broadcast_as(shape.as_slice())?;
+        let q = candle_nn::ops::sigmoid(&self.logits.neg()?)?.broadcast_as(shape.as_slice())?;
+        let c = x.ge(1.0)?.where_cond(&q.ones_like()?, &q)?;
+        Ok(x.lt(0.0)?.where_cond(&q.zeros_like()?, &c)?)
+    }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(Bernoulli { logits: args::expand_param("Bernoulli", &self.logits, &self.batch_shape, batch_shape)?, batch_shape: batch_shape.to_vec() }))
     }

@@ -4,7 +4,7 @@ use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::gamma::standard_gamma;
+use crate::dist::gamma::standard_gamma_log;
 use crate::dist::ops;
 use crate::dist::special::{betainc, digamma, log_beta};
 use crate::error::Result;
@@ -16,7 +16,8 @@ use std::sync::{Arc, OnceLock};
 /// `x^(α-1) (1-x)^(β-1) / B(α, β)` with `α = concentration1`, `β = concentration0`.
 ///
 /// `rsample` is reparameterized: `X / (X + Y)` for standard gammas `X ~ Γ(α)`, `Y ~ Γ(β)` with
-/// implicit reparameterization gradients.
+/// implicit reparameterization gradients, formed in log space so that draws stay right for tiny
+/// concentrations.
 ///
 /// ```
 /// use ppl_runtime::dist::{Beta, Distribution};
@@ -79,9 +80,11 @@ impl Distribution for Beta {
     }
     fn rsample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
         let shape = args::concat_shapes(sample_shape, &self.batch_shape);
-        let x = standard_gamma(rng, &self.concentration1.broadcast_as(shape.as_slice())?)?;
-        let y = standard_gamma(rng, &self.concentration0.broadcast_as(shape.as_slice())?)?;
-        Ok((&x / (&x + &y)?)?)
+        // X / (X + Y) = sigmoid(log X - log Y), in f64 log space: no gamma draw underflows, so
+        // tiny concentrations give draws near 0 and 1, not a tie at 0/0 → 1/2.
+        let lx = standard_gamma_log(rng, &self.concentration1.broadcast_as(shape.as_slice())?)?;
+        let ly = standard_gamma_log(rng, &self.concentration0.broadcast_as(shape.as_slice())?)?;
+        Ok(candle_nn::ops::sigmoid(&(lx - ly)?)?.to_dtype(self.dtype())?)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Beta", value, &self.batch_shape, &[], self.dtype())?;

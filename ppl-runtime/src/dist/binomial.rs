@@ -4,9 +4,9 @@ use crate::defaults;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::ops::probs_to_logits;
+use crate::dist::ops::{self, probs_to_logits};
 use crate::dist::poisson::host;
-use crate::dist::special::{lgamma, softplus};
+use crate::dist::special::{betainc, lgamma, softplus};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
@@ -51,10 +51,31 @@ pub(crate) fn validate_le_total(dist: &'static str, value: &Tensor, total: &Tens
     Ok(())
 }
 
+/// `Σ_k f(k, log p(k))` over the support of `Binomial(n, p)` (`l` the logit of `p`), exact up to
+/// rounding; `None` if the support is too wide to sum.
+pub(crate) fn binomial_sum(n: f64, p: f64, l: f64, f: impl Fn(f64, f64) -> f64) -> Option<f64> {
+    let (lp, lq) = ops::log_p_q(p, l);
+    if n == 0.0 || p == 0.0 || p == 1.0 {
+        let k = if p == 1.0 { n } else { 0.0 };
+        return Some(f(k, 0.0));
+    }
+    let m = ((n + 1.0) * p).floor().clamp(0.0, n);
+    let lgam = |x: f64| libm::lgamma_r(x).0;
+    let lp_mode = lgam(n + 1.0) - lgam(m + 1.0) - lgam(n - m + 1.0) + m * lp + (n - m) * lq;
+    ops::sum_unimodal(m, lp_mode, 0.0, |k| ((n - k) / (k + 1.0)).ln() + l, f)
+}
+
 impl Binomial {
-    /// Binomial with `total_count` trials (nonnegative integers) and success probability `probs` in `[0, 1]`.
+    fn too_wide(&self, method: &'static str) -> Error {
+        Error::Unsupported { dist: "Binomial", method, hint: Some("the support is too wide to sum (over 2e8 terms)".into()) }
+    }
+
+    /// Binomial with `total_count` trials (nonnegative integers: a number, or a float or
+    /// integer tensor) and success probability `probs` in `[0, 1]`.
     pub fn new(total_count: impl Into<Arg>, probs: impl Into<Arg>) -> Result<Self> {
-        let r = args::resolve("Binomial", vec![("total_count", total_count.into()), ("probs", probs.into())])?;
+        let probs = probs.into();
+        let total_count = args::count_arg(total_count.into(), &probs)?;
+        let r = args::resolve("Binomial", vec![("total_count", total_count), ("probs", probs)])?;
         args::validate_param("Binomial", "total_count", &r.tensors[0], &Constraint::NonnegativeInteger)?;
         args::validate_param("Binomial", "probs", &r.tensors[1], &Constraint::UnitInterval)?;
         let logits = probs_to_logits(&r.tensors[1])?;
@@ -62,9 +83,11 @@ impl Binomial {
         Ok(Binomial { total_count: t.next().unwrap(), probs: t.next().unwrap(), logits, batch_shape: r.shape })
     }
 
-    /// Binomial with `total_count` trials and success log-odds `logits`.
+    /// Binomial with `total_count` trials (as in [`Binomial::new`]) and success log-odds `logits`.
     pub fn from_logits(total_count: impl Into<Arg>, logits: impl Into<Arg>) -> Result<Self> {
-        let r = args::resolve("Binomial", vec![("total_count", total_count.into()), ("logits", logits.into())])?;
+        let logits = logits.into();
+        let total_count = args::count_arg(total_count.into(), &logits)?;
+        let r = args::resolve("Binomial", vec![("total_count", total_count), ("logits", logits)])?;
         args::validate_param("Binomial", "total_count", &r.tensors[0], &Constraint::NonnegativeInteger)?;
         args::validate_param("Binomial", "logits", &r.tensors[1], &Constraint::Real)?;
         let probs = candle_nn::ops::sigmoid(&r.tensors[1])?;
@@ -166,6 +189,30 @@ impl Distribution for Binomial {
     }
     fn variance(&self) -> Result<Tensor> {
         Ok(((&self.total_count * &self.probs)? * self.probs.affine(-1.0, 1.0)?)?)
+    }
+    /// `-Σ_k p(k) log p(k)` by exact summation over the support (from the mode outwards until
+    /// the terms are negligible), on the host in f64: the value carries no gradient.
+    fn entropy(&self) -> Result<Tensor> {
+        let (n, p, l) = (host(&self.total_count)?, host(&self.probs)?, host(&self.logits)?);
+        let h = (0..n.len())
+            .map(|i| binomial_sum(n[i], p[i], l[i], |_, lp| -lp.exp() * lp).ok_or_else(|| self.too_wide("entropy")))
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(Tensor::from_vec(h, self.batch_shape.as_slice(), self.device())?.to_dtype(self.dtype())?)
+    }
+    /// `P(X <= x) = I_{1-p}(n - ⌊x⌋, ⌊x⌋ + 1)` (regularized incomplete beta; 0 below 0, 1 from
+    /// `n` on). Values only: no gradient.
+    fn cdf(&self, value: &Tensor) -> Result<Tensor> {
+        args::check_value_shape("Binomial", value, &self.batch_shape, &[], self.dtype())?;
+        let k = value.to_dtype(self.dtype())?.floor()?;
+        let shape = args::broadcast_shapes(k.dims(), &self.batch_shape).unwrap_or_default();
+        let (k, n) = (k.broadcast_as(shape.as_slice())?, self.total_count.broadcast_as(shape.as_slice())?);
+        let q = candle_nn::ops::sigmoid(&self.logits.neg()?)?.detach().broadcast_as(shape.as_slice())?;
+        // Arguments kept valid where the answer is 0 or 1 anyway.
+        let kc = k.maximum(0.0)?.minimum(&n.affine(1.0, -1.0)?.maximum(0.0)?)?;
+        let a = (&n - &kc)?.maximum(1.0)?;
+        let c = betainc(&a, &kc.affine(1.0, 1.0)?, &q)?;
+        let c = k.ge(&n)?.where_cond(&c.ones_like()?, &c)?;
+        Ok(k.lt(0.0)?.where_cond(&c.zeros_like()?, &c)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         let e = |t: &Tensor| args::expand_param("Binomial", t, &self.batch_shape, batch_shape);

@@ -4,7 +4,7 @@ use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::gamma::standard_gamma;
+use crate::dist::gamma::standard_gamma_log;
 use crate::dist::ops;
 use crate::dist::special::{digamma, lgamma};
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 /// `Dirichlet`); events are vectors of length `K` on the simplex.
 ///
 /// `rsample` is reparameterized: normalized standard gammas with implicit reparameterization
-/// gradients.
+/// gradients, normalized in log space so that draws stay right for tiny concentrations.
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
@@ -91,8 +91,10 @@ impl Distribution for Dirichlet {
     }
     fn rsample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
         let shape = args::concat_shapes(sample_shape, self.concentration.dims());
-        let g = standard_gamma(rng, &self.concentration.broadcast_as(shape)?)?;
-        Ok(g.broadcast_div(&g.sum_keepdim(D::Minus1)?)?)
+        // Normalized gammas as a softmax of their logs, in f64: no draw underflows, so tiny
+        // concentrations give near-vertex draws, not ties at 0/0 → 1/K.
+        let lg = standard_gamma_log(rng, &self.concentration.broadcast_as(shape)?)?;
+        Ok(candle_nn::ops::softmax(&lg, D::Minus1)?.to_dtype(self.dtype())?)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Dirichlet", value, &self.batch_shape, &self.event_shape, self.dtype())?;

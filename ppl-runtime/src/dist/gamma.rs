@@ -13,7 +13,7 @@ use crate::dist::special;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::ops;
+use crate::dist::{kernels, ops};
 use crate::dist::special::{digamma, lgamma};
 use crate::error::Result;
 use crate::rng::Rng;
@@ -79,11 +79,13 @@ impl Gamma {
 
     /// `log_prob` without shape or support checks.
     pub(crate) fn log_prob_unchecked(&self, value: &Tensor) -> Result<Tensor> {
-        if let (Some((a, b)), true) = (self.consts, value.device().is_cpu()) {
+        let cpu = kernels::cpu_kernels(value.device());
+        if let (Some((a, b)), true) = (self.consts, cpu) {
             let c = a * b.ln() - libm::lgamma_r(a).0;
+            let value = args::broadcast_value(value, &self.batch_shape, &[])?;
             return Ok(value.apply_op1(GammaLogPdf { a, b, c })?);
         }
-        if value.device().is_cpu() {
+        if cpu {
             // One fused pass (lgamma included) instead of seven elementwise ops.
             let [x, a, b] = ops::broadcast_contiguous([value, &self.concentration, &self.rate])?;
             return Ok(x.apply_op3(&a, &b, GammaLogPdf3)?);
@@ -257,34 +259,58 @@ impl CustomOp1 for GammaLogPdf {
     }
 }
 
+/// `log z` for one draw `z ~ Gamma(α, 1)`, exact in log space down to tiny `α`: for `α < 1`,
+/// `log Gamma(α + 1) + log(U) / α` (Marsaglia and Tsang's boost), which never underflows.
+fn draw_log_gamma(rng: &mut Rng, a: f64) -> Result<f64> {
+    let boost = a < 1.0;
+    let g = rand_distr::Gamma::new(if boost { a + 1.0 } else { a }, 1.0)
+        .map_err(|e| crate::Error::invalid_arg("`Gamma`.rsample", "concentration", format!("{e} (α = {a})")))?;
+    let lg = g.sample(rng.inner()).ln();
+    Ok(if boost { lg + rng.uniform_open01().ln() / a } else { lg })
+}
+
 /// Draws `z ~ Gamma(α, 1)` elementwise for `alpha` (any shape), with implicit
-/// reparameterization gradients to `alpha`. Zero draws (possible for tiny `α`) are clamped to
-/// the dtype's smallest positive normal number, as torch does.
+/// reparameterization gradients to `alpha`. Draws below the dtype's smallest positive normal
+/// number (possible for tiny `α`) are raised to it, as torch does; samplers that normalize
+/// gammas (`Beta`, `Dirichlet`) use [`standard_gamma_log`] instead, which keeps them.
 pub(crate) fn standard_gamma(rng: &mut Rng, alpha: &Tensor) -> Result<Tensor> {
     let a = alpha.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
     let tiny = if alpha.dtype() == DType::F64 { f64::MIN_POSITIVE } else { f32::MIN_POSITIVE as f64 };
-    let mut z = Vec::with_capacity(a.len());
-    for &ai in &a {
-        let g = rand_distr::Gamma::new(ai, 1.0)
-            .map_err(|e| crate::Error::invalid_arg("`Gamma`.rsample", "concentration", format!("{e} (α = {ai})")))?;
-        z.push(g.sample(rng.inner()).max(tiny));
+    let z = a.iter().map(|&ai| Ok(draw_log_gamma(rng, ai)?.exp().max(tiny))).collect::<Result<Vec<f64>>>()?;
+    implicit(alpha, z, standard_gamma_grad)
+}
+
+/// Draws `log z` for `z ~ Gamma(α, 1)` elementwise for `alpha` (any shape) in f64 whatever the
+/// dtype of `alpha` (`log z` of a tiny-`α` draw is a large negative number that f32 would round
+/// by whole units), with the implicit reparameterization gradient `d log z / dα`.
+pub(crate) fn standard_gamma_log(rng: &mut Rng, alpha: &Tensor) -> Result<Tensor> {
+    let alpha = alpha.to_dtype(DType::F64)?;
+    let a = alpha.flatten_all()?.to_vec1::<f64>()?;
+    let lz = a.iter().map(|&ai| draw_log_gamma(rng, ai)).collect::<Result<Vec<f64>>>()?;
+    implicit(&alpha, lz, standard_gamma_log_grad)
+}
+
+/// The pre-drawn values `z` (one per element of `alpha`) with the gradient `grad(α, z)` to
+/// `alpha`: a custom op on the CPU, elsewhere a surrogate `z + (α - stop(α)) g` with the same
+/// value and gradient.
+fn implicit(alpha: &Tensor, z: Vec<f64>, grad: fn(f64, f64) -> f64) -> Result<Tensor> {
+    if kernels::cpu_kernels(alpha.device()) {
+        return Ok(alpha.apply_op1(Implicit { z, grad })?);
     }
-    if alpha.device().is_cpu() {
-        return Ok(alpha.apply_op1(ImplicitGamma { z })?);
-    }
-    // Other devices: a surrogate with the same value and the same gradient.
-    let g: Vec<f64> = a.iter().zip(&z).map(|(&a, &z)| standard_gamma_grad(a, z)).collect();
+    let a = alpha.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    let g: Vec<f64> = a.iter().zip(&z).map(|(&a, &z)| grad(a, z)).collect();
     let zt = Tensor::from_vec(z, alpha.shape(), alpha.device())?.to_dtype(alpha.dtype())?;
     let gt = Tensor::from_vec(g, alpha.shape(), alpha.device())?.to_dtype(alpha.dtype())?;
     Ok((zt + ((alpha - alpha.detach())? * gt)?)?)
 }
 
-/// Returns pre-drawn standard-gamma values; its backward is `dz/dα`.
-struct ImplicitGamma {
+/// Returns pre-drawn values; its backward is `grad(α, z)` elementwise.
+struct Implicit {
     z: Vec<f64>,
+    grad: fn(f64, f64) -> f64,
 }
 
-impl CustomOp1 for ImplicitGamma {
+impl CustomOp1 for Implicit {
     fn name(&self) -> &'static str {
         "standard_gamma"
     }
@@ -296,10 +322,9 @@ impl CustomOp1 for ImplicitGamma {
         };
         Ok((out, l.shape().clone()))
     }
-    fn bwd(&self, alpha: &Tensor, z: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(&self, alpha: &Tensor, _z: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let a = alpha.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        let z = z.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        let d: Vec<f64> = a.iter().zip(&z).map(|(&a, &z)| standard_gamma_grad(a, z)).collect();
+        let d: Vec<f64> = a.iter().zip(&self.z).map(|(&a, &z)| (self.grad)(a, z)).collect();
         let d = Tensor::from_vec(d, alpha.shape(), alpha.device())?.to_dtype(alpha.dtype())?;
         Ok(Some(g.mul(&d)?))
     }
@@ -387,24 +412,33 @@ pub(crate) fn gamma_p(a: f64, x: f64) -> f64 {
 }
 
 /// `dz/dα` for `z ~ Gamma(α, 1)`: `-(∂P/∂α)(α, z) / p(z; α)`, with `P` the regularized lower
-/// incomplete gamma and `p` the density.
+/// incomplete gamma and `p` the density; `z` times [`standard_gamma_log_grad`].
+pub(crate) fn standard_gamma_grad(a: f64, z: f64) -> f64 {
+    if z == 0.0 {
+        return 0.0;
+    }
+    z * standard_gamma_log_grad(a, z.ln())
+}
+
+/// `d log z / dα` for `z ~ Gamma(α, 1)` given `log z` (so `z` may underflow): the implicit
+/// reparameterization gradient `-(∂P/∂α)(α, z) / (z p(z; α))`.
 ///
 /// For `z ≤ α + 1` it differentiates the power series of `P` term by term; otherwise the
 /// continued fraction of `Q = 1 - P` with forward-mode duals. Both are exact up to rounding
 /// (no finite differences), and the ratio `P/p` is formed analytically, so nothing overflows.
-pub(crate) fn standard_gamma_grad(a: f64, z: f64) -> f64 {
+pub(crate) fn standard_gamma_log_grad(a: f64, lnz: f64) -> f64 {
     use statrs::function::gamma::digamma;
-    if !(a > 0.0 && z > 0.0 && z.is_finite()) {
-        return if z == 0.0 { 0.0 } else { f64::NAN };
+    let z = lnz.exp();
+    if !(a > 0.0 && z.is_finite() && !lnz.is_nan()) {
+        return f64::NAN;
     }
-    let lnz = z.ln();
     if z <= a + 1.0 {
-        // P/p = z S / a, so dz/dα = -(z/a) (S (ln z - ψ(a+1)) + S').
+        // P/p = z S / a, so d log z/dα = -(1/a) (S (ln z - ψ(a+1)) + S').
         let (s, ds) = gamma_series(a, z);
-        -(z / a) * (s * (lnz - digamma(a + 1.0)) + ds)
+        -(s * (lnz - digamma(a + 1.0)) + ds) / a
     } else {
-        // Q/p = z h, so dz/dα = (∂Q/∂α)/p = z (h (ln z - ψ(a)) + h').
+        // Q/p = z h, so d log z/dα = (∂Q/∂α)/(z p) = h (ln z - ψ(a)) + h'.
         let (h, dh) = gamma_cf(a, z);
-        z * (h * (lnz - digamma(a)) + dh)
+        h * (lnz - digamma(a)) + dh
     }
 }

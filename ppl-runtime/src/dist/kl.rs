@@ -4,7 +4,7 @@
 //! [`Distribution::as_any`] and answers only for its own pair. Rules added with [`register_kl`]
 //! are tried before the built-in ones, so they can also override them.
 
-use crate::dist::distribution::Distribution;
+use crate::dist::distribution::{DistRef, Distribution};
 use crate::dist::{
     Bernoulli, Beta, Categorical, Delta, Dirichlet, Gamma, Independent, MultivariateNormal, Normal, linalg, special,
 };
@@ -49,7 +49,44 @@ pub fn register_kl(rule: KlRule) {
 /// assert!((kl.to_scalar::<f32>()? - 0.5).abs() < 1e-6);
 /// # Ok::<(), ppl_runtime::Error>(())
 /// ```
-pub fn kl_divergence(p: &dyn Distribution, q: &dyn Distribution) -> Result<Tensor> {
+///
+/// Either side may be a concrete distribution, a `&dyn Distribution` or a shared [`DistRef`]:
+///
+/// ```
+/// use ppl_runtime::dist::{DistRef, DistributionExt, Normal, kl_divergence};
+/// let (p, q): (DistRef, DistRef) = (Normal::new(0.0, 1.0)?.into_ref(), Normal::new(1.0, 1.0)?.into_ref());
+/// assert!((kl_divergence(&p, &q)?.to_scalar::<f32>()? - 0.5).abs() < 1e-6);
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
+pub fn kl_divergence<P: AsDistribution + ?Sized, Q: AsDistribution + ?Sized>(p: &P, q: &Q) -> Result<Tensor> {
+    kl_dyn(p.as_distribution(), q.as_distribution())
+}
+
+/// What [`kl_divergence`] accepts: a distribution, borrowed as `&dyn Distribution`.
+pub trait AsDistribution {
+    /// The distribution as a trait object.
+    fn as_distribution(&self) -> &dyn Distribution;
+}
+
+impl<D: Distribution> AsDistribution for D {
+    fn as_distribution(&self) -> &dyn Distribution {
+        self
+    }
+}
+
+impl AsDistribution for dyn Distribution {
+    fn as_distribution(&self) -> &dyn Distribution {
+        self
+    }
+}
+
+impl AsDistribution for DistRef {
+    fn as_distribution(&self) -> &dyn Distribution {
+        self.as_ref()
+    }
+}
+
+fn kl_dyn(p: &dyn Distribution, q: &dyn Distribution) -> Result<Tensor> {
     let user: Vec<KlRule> = USER_RULES.read().unwrap_or_else(|e| e.into_inner()).clone();
     for rule in user.iter().chain(BUILTIN) {
         if let Some(kl) = rule(p, q) {

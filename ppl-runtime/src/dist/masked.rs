@@ -18,8 +18,12 @@ pub struct Masked {
 }
 
 impl Masked {
-    /// Masks `base` by `mask` (any dtype; non-zero means kept), broadcastable to its batch shape.
+    /// Masks `base` by `mask`, a boolean tensor (Candle's `u8`, as comparisons such as
+    /// `x.ge(0.0)?` return) of 0s and 1s broadcastable to its batch shape; 1 keeps the
+    /// log-density. Other dtypes, and (when validation is on) other values, are errors: a mask
+    /// selects, it does not weight.
     pub fn new(base: DistRef, mask: &Tensor) -> Result<Self> {
+        check_mask(base.name(), mask)?;
         let batch_shape = args::broadcast_shapes(base.batch_shape(), mask.dims()).ok_or_else(|| Error::ShapeMismatch {
             context: format!("`{}`.mask: mask does not broadcast with the batch shape", base.name()),
             expected: format!("{:?}", base.batch_shape()),
@@ -27,7 +31,7 @@ impl Masked {
             hint: None,
         })?;
         let base = if batch_shape.as_slice() != base.batch_shape() { base.expand(&batch_shape)? } else { base };
-        let mask = mask.to_dtype(base.dtype())?.to_device(base.device())?.ne(0.0)?.to_dtype(base.dtype())?;
+        let mask = mask.to_device(base.device())?;
         Ok(Masked { base, mask, batch_shape })
     }
 
@@ -36,7 +40,7 @@ impl Masked {
         &self.base
     }
 
-    /// The mask, as 0/1 in the distribution's dtype.
+    /// The mask: a `u8` tensor of 0s and 1s.
     pub fn mask_tensor(&self) -> &Tensor {
         &self.mask
     }
@@ -71,8 +75,7 @@ impl Distribution for Masked {
         let lp = self.base.log_prob(value)?;
         // where(mask, lp, 0): multiply would turn -inf into NaN at masked entries.
         let zeros = lp.zeros_like()?;
-        let m = self.mask.broadcast_as(lp.dims())?.ne(0.0)?;
-        Ok(m.where_cond(&lp, &zeros)?)
+        Ok(self.mask.broadcast_as(lp.dims())?.where_cond(&lp, &zeros)?)
     }
     fn support(&self) -> Constraint {
         self.base.support()
@@ -95,4 +98,31 @@ impl Distribution for Masked {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// A mask of `dist` must be a `u8` tensor holding only 0 and 1 (values read only when
+/// validation is on: one device-to-host copy of the maximum).
+fn check_mask(dist: &'static str, mask: &Tensor) -> Result<()> {
+    if mask.dtype() != DType::U8 {
+        return Err(Error::invalid_arg(
+            format!("`{dist}`.mask"),
+            "mask",
+            format!(
+                "a mask must be a boolean (u8) tensor of 0s and 1s, e.g. from a comparison such as `x.ge(0.0)?`, \
+                 got dtype {:?}; masks select elements, they are not weights (use `scale` for weights)",
+                mask.dtype()
+            ),
+        ));
+    }
+    if crate::defaults::validation_enabled() && mask.elem_count() > 0 {
+        let max = mask.flatten_all()?.max(0)?.to_scalar::<u8>()?;
+        if max > 1 {
+            return Err(Error::invalid_arg(
+                format!("`{dist}`.mask"),
+                "mask",
+                format!("a mask holds only 0 and 1, found the value {max}; compare to get one, e.g. `m.ne(0u8)?`"),
+            ));
+        }
+    }
+    Ok(())
 }

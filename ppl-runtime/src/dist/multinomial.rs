@@ -5,6 +5,8 @@ use crate::dist::args::{self, Arg};
 use crate::dist::categorical::{Categorical, finfo_min};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
+use crate::dist::binomial::binomial_sum;
+use crate::dist::ops::entr;
 use crate::dist::poisson::host;
 use crate::dist::special::lgamma;
 use crate::error::{Error, Result};
@@ -153,6 +155,30 @@ impl Distribution for Multinomial {
     fn variance(&self) -> Result<Tensor> {
         let p = self.cat.probs();
         Ok((p * p.affine(-1.0, 1.0)?)?.affine(self.total_count as f64, 0.0)?)
+    }
+    /// scipy's formula `n Σ_i entr(p_i) - log n! + Σ_i E[log X_i!]` with `X_i ~ Binomial(n, p_i)`,
+    /// the expectations by exact summation, on the host in f64: the value carries no gradient.
+    fn entropy(&self) -> Result<Tensor> {
+        let k = self.event_shape[0];
+        let (p, l) = (host(self.cat.probs())?, host(self.cat.logits())?);
+        let n = self.total_count as f64;
+        let log_n_fact = libm::lgamma(n + 1.0);
+        let mut h = Vec::with_capacity(p.len() / k);
+        for (row, lrow) in p.chunks(k).zip(l.chunks(k)) {
+            // The row's normalized logits minus the logit of the complement give each p_i's logit.
+            let mut acc = -log_n_fact;
+            for (&pi, &li) in row.iter().zip(lrow) {
+                let logit = li - (-pi).ln_1p();
+                let e = binomial_sum(n, pi, logit, |k, lp| lp.exp() * libm::lgamma(k + 1.0)).ok_or_else(|| Error::Unsupported {
+                    dist: "Multinomial",
+                    method: "entropy",
+                    hint: Some("total_count is too large to sum the support (over 2e8 terms)".into()),
+                })?;
+                acc += n * entr(pi) + e;
+            }
+            h.push(acc);
+        }
+        Ok(Tensor::from_vec(h, self.batch_shape(), self.device())?.to_dtype(self.dtype())?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(Self::wrap(self.total_count, self.cat.expand_to(batch_shape)?)))

@@ -3,9 +3,9 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::ops::probs_to_logits;
+use crate::dist::ops::{self, probs_to_logits};
 use crate::dist::poisson::{host, poisson_draw};
-use crate::dist::special::{lgamma, softplus};
+use crate::dist::special::{betainc, lgamma, softplus};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
@@ -31,6 +31,21 @@ pub struct NegativeBinomial {
     probs: Tensor,
     logits: Tensor,
     batch_shape: Vec<usize>,
+}
+
+/// `Σ_k f(k, log p(k))` over the support of `NegativeBinomial(r, p)` (`l` the logit of `p`),
+/// exact up to rounding; `None` if `p` is so close to 1 that the sum needs too many terms.
+fn negative_binomial_sum(r: f64, p: f64, l: f64, f: impl Fn(f64, f64) -> f64) -> Option<f64> {
+    let (lp, lq) = ops::log_p_q(p, l);
+    if p == 0.0 {
+        return Some(f(0.0, 0.0));
+    }
+    let m = if r > 1.0 { ((r - 1.0) * (lp - lq).exp()).floor() } else { 0.0 };
+    let lgam = |x: f64| libm::lgamma_r(x).0;
+    let lp_mode = lgam(m + r) - lgam(m + 1.0) - lgam(r) + m * lp + r * lq;
+    // The ratio p(k+1)/p(k) = p (k + r)/(k + 1) falls for r >= 1 and rises towards p for r < 1.
+    let sup = if r < 1.0 { p } else { 0.0 };
+    ops::sum_unimodal(m, lp_mode, sup, |k| ((k + r) / (k + 1.0)).ln() + lp, f)
 }
 
 impl NegativeBinomial {
@@ -131,6 +146,34 @@ impl Distribution for NegativeBinomial {
         // mean / (1 - p) = r exp(l) (1 + exp(l))
         let e = self.logits.exp()?;
         Ok(((&self.total_count * &e)? * e.affine(1.0, 1.0)?)?)
+    }
+    /// `-Σ_k p(k) log p(k)` by exact summation over the support (from the mode outwards until
+    /// the terms, and the geometric tail they bound, are negligible), on the host in f64: the
+    /// value carries no gradient.
+    fn entropy(&self) -> Result<Tensor> {
+        let (r, p, l) = (host(&self.total_count)?, host(&self.probs)?, host(&self.logits)?);
+        let h = (0..r.len())
+            .map(|i| {
+                negative_binomial_sum(r[i], p[i], l[i], |_, lp| -lp.exp() * lp).ok_or_else(|| Error::Unsupported {
+                    dist: "NegativeBinomial",
+                    method: "entropy",
+                    hint: Some(format!("probs {} is too close to 1 to sum the support (over 2e8 terms)", p[i])),
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(Tensor::from_vec(h, self.batch_shape.as_slice(), self.device())?.to_dtype(self.dtype())?)
+    }
+    /// `P(X <= x) = I_{1-p}(r, ⌊x⌋ + 1)` (regularized incomplete beta; 0 below 0). Values
+    /// only: no gradient.
+    fn cdf(&self, value: &Tensor) -> Result<Tensor> {
+        args::check_value_shape("NegativeBinomial", value, &self.batch_shape, &[], self.dtype())?;
+        let k = value.to_dtype(self.dtype())?.floor()?;
+        let shape = args::broadcast_shapes(k.dims(), &self.batch_shape).unwrap_or_default();
+        let k = k.broadcast_as(shape.as_slice())?;
+        let r = self.total_count.broadcast_as(shape.as_slice())?;
+        let q = candle_nn::ops::sigmoid(&self.logits.neg()?)?.detach().broadcast_as(shape.as_slice())?;
+        let c = betainc(&r, &k.maximum(0.0)?.affine(1.0, 1.0)?, &q)?;
+        Ok(k.lt(0.0)?.where_cond(&c.zeros_like()?, &c)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         let e = |t: &Tensor| args::expand_param("NegativeBinomial", t, &self.batch_shape, batch_shape);

@@ -1,7 +1,7 @@
 //! The normal (Gaussian) distribution, and elementwise helper ops shared by the continuous
 //! distributions.
 
-use crate::dist::ops;
+use crate::dist::{kernels, ops};
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
@@ -61,9 +61,10 @@ impl Normal {
         ops::cached(&self.log_scale, || Ok(self.scale.log()?))
     }
 
+    /// `(value - loc) / scale`, of the broadcast of the value with the batch shape.
     fn standardize(&self, value: &Tensor) -> Result<Tensor> {
         Ok(match self.consts {
-            Some((l, s)) => value.affine(1.0 / s, -l / s)?,
+            Some((l, s)) => args::broadcast_value(value, &self.batch_shape, &[])?.affine(1.0 / s, -l / s)?,
             None => value.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?,
         })
     }
@@ -96,10 +97,12 @@ impl Distribution for Normal {
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
         args::validate_value("Normal", value, &Constraint::Real)?;
-        if let (Some((loc, scale)), true) = (self.consts, value.device().is_cpu()) {
+        let cpu = kernels::cpu_kernels(value.device());
+        if let (Some((loc, scale)), true) = (self.consts, cpu) {
+            let value = args::broadcast_value(value, &self.batch_shape, &[])?;
             return Ok(value.apply_op1(NormalLogPdf { loc, scale })?);
         }
-        if value.device().is_cpu() {
+        if cpu {
             // One fused pass over (x, loc, scale) instead of five elementwise ops.
             let [x, loc, scale] = ops::broadcast_contiguous([value, &self.loc, &self.scale])?;
             return Ok(x.apply_op3(&loc, &scale, NormalLogPdf3)?);

@@ -136,3 +136,86 @@ pub(crate) fn probs_to_logits(p: &Tensor) -> Result<Tensor> {
     let pc = p.clamp(eps, 1.0 - eps)?;
     Ok((pc.log()? - pc.affine(-1.0, 1.0)?.log()?)?)
 }
+
+/// `Σ_k f(k, log p(k))` over the support `0, 1, 2, ...` of a unimodal pmf, exact up to rounding
+/// (no series): from the mode `mode` (where `log p = lp_mode`) outwards, with the log pmf carried
+/// by `log_ratio(k) = log p(k+1) - log p(k)` (`-inf` past the end of a finite support). The
+/// right side stops once the geometric bound on the rest of the mass, `p(k) ρ/(1 - ρ)` with
+/// `ρ = max(p(k+1)/p(k), ratio_sup)`, is `e^-60` below the mode's mass (`ratio_sup` bounds the
+/// later ratios: 0 for log-concave pmfs, whose ratios only fall); the left side once terms are.
+/// Sums are compensated (Neumaier). `None` if that needs over 2·10⁸ terms.
+pub(crate) fn sum_unimodal(
+    mode: f64,
+    lp_mode: f64,
+    ratio_sup: f64,
+    log_ratio: impl Fn(f64) -> f64,
+    f: impl Fn(f64, f64) -> f64,
+) -> Option<f64> {
+    let floor = lp_mode - 60.0;
+    let mut acc = Neumaier::default();
+    acc.add(f(mode, lp_mode));
+    // Right of the mode.
+    let (mut k, mut lp) = (mode, lp_mode);
+    for _ in 0..200_000_000u64 {
+        let lr = log_ratio(k).max(ratio_sup.ln());
+        if lr < 0.0 && lp + lr - (-lr.exp_m1()).ln() < floor {
+            break;
+        }
+        lp += log_ratio(k);
+        k += 1.0;
+        if lp.is_nan() || lp == f64::NEG_INFINITY {
+            break;
+        }
+        acc.add(f(k, lp));
+        if k - mode >= 200_000_000.0 {
+            return None;
+        }
+    }
+    // Left of the mode.
+    let (mut k, mut lp) = (mode, lp_mode);
+    while k >= 1.0 {
+        k -= 1.0;
+        lp -= log_ratio(k);
+        if lp.is_nan() || lp < floor {
+            break;
+        }
+        acc.add(f(k, lp));
+    }
+    Some(acc.sum())
+}
+
+/// Compensated (Neumaier) summation.
+#[derive(Default)]
+struct Neumaier {
+    sum: f64,
+    c: f64,
+}
+
+impl Neumaier {
+    fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        self.c += if self.sum.abs() >= x.abs() { (self.sum - t) + x } else { (x - t) + self.sum };
+        self.sum = t;
+    }
+    fn sum(&self) -> f64 {
+        self.sum + self.c
+    }
+}
+
+/// `(log p, log(1 - p))` on the host from a probability and its logit: exact at `p = 0` and
+/// `p = 1`, otherwise from the logit (no cancellation near 0 or 1).
+pub(crate) fn log_p_q(p: f64, logit: f64) -> (f64, f64) {
+    let softplus = |x: f64| if x > 30.0 { x + (-x).exp() } else { x.exp().ln_1p() };
+    if p == 0.0 {
+        (f64::NEG_INFINITY, 0.0)
+    } else if p == 1.0 {
+        (0.0, f64::NEG_INFINITY)
+    } else {
+        (-softplus(-logit), -softplus(logit))
+    }
+}
+
+/// `-x log x`, 0 at `x = 0`.
+pub(crate) fn entr(x: f64) -> f64 {
+    if x == 0.0 { 0.0 } else { -x * x.ln() }
+}

@@ -107,6 +107,27 @@ impl Distribution for Poisson {
     fn variance(&self) -> Result<Tensor> {
         Ok(self.rate.clone())
     }
+    /// `-Σ_k p(k) log p(k)` by exact summation over the support (from the mode outwards until
+    /// the terms are negligible), on the host in f64: the value carries no gradient.
+    fn entropy(&self) -> Result<Tensor> {
+        let h = host(&self.rate)?
+            .into_iter()
+            .map(|r| {
+                if r == 0.0 {
+                    return Ok(0.0);
+                }
+                let m = r.floor();
+                let lp_mode = m * r.ln() - r - libm::lgamma_r(m + 1.0).0;
+                crate::dist::ops::sum_unimodal(m, lp_mode, 0.0, |k| r.ln() - (k + 1.0).ln(), |_, lp| -lp.exp() * lp)
+                    .ok_or_else(|| Error::Unsupported {
+                        dist: "Poisson",
+                        method: "entropy",
+                        hint: Some(format!("rate {r} is too large to sum the support (over 2e8 terms)")),
+                    })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(Tensor::from_vec(h, self.batch_shape.as_slice(), self.device())?.to_dtype(self.dtype())?)
+    }
     /// `P(X <= x) = Q(floor(x) + 1, rate)` (regularized upper incomplete gamma), computed on the
     /// host: it carries no gradient.
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {

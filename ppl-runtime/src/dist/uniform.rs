@@ -118,10 +118,30 @@ impl Distribution for Uniform {
     fn has_rsample(&self) -> bool {
         true
     }
+    /// `low + u (high - low)` with `u` uniform on (0, 1). Rounding in the target dtype can make
+    /// that exactly `high` (in f32, for `u` within 2⁻²⁴ of 1, or for wide intervals); those
+    /// draws are redrawn, so that draws lie in `[low, high)` as torch documents.
     fn rsample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
         let shape = args::concat_shapes(sample_shape, &self.batch_shape);
-        let u = rng.uniform_tensor(&shape, self.dtype(), self.device())?;
-        Ok(u.broadcast_mul(&self.width()?)?.broadcast_add(&self.low)?)
+        let width = self.width()?;
+        let draw = |rng: &mut Rng| -> Result<Tensor> {
+            let u = rng.uniform_tensor(&shape, self.dtype(), self.device())?;
+            Ok(u.broadcast_mul(&width)?.broadcast_add(&self.low)?)
+        };
+        let mut x = draw(rng)?;
+        for _ in 0..64 {
+            let at_high = x.broadcast_ge(&self.high)?;
+            if at_high.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? == 0.0 {
+                return Ok(x);
+            }
+            x = at_high.where_cond(&draw(rng)?, &x)?;
+        }
+        Err(Error::InvalidParameter {
+            dist: "Uniform",
+            arg: "high",
+            constraint: "greater_than(low), with room for draws in the dtype".into(),
+            detail: "64 rounds of draws all rounded to `high`: the interval is too narrow for the dtype".into(),
+        })
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Uniform", value, &self.batch_shape, &[], self.dtype())?;

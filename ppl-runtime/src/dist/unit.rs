@@ -48,8 +48,14 @@ impl Distribution for Unit {
         let shape: Vec<usize> = sample_shape.iter().chain(self.log_factor.dims()).copied().collect();
         Ok(Tensor::zeros(shape, self.dtype(), self.device())?)
     }
-    fn log_prob(&self, _value: &Tensor) -> Result<Tensor> {
-        Ok(self.log_factor.clone())
+    /// The log factor, broadcast with the value's shape (Pyro's `Unit.log_prob`).
+    fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
+        let lf = &self.log_factor;
+        match crate::dist::args::broadcast_shapes(lf.dims(), value.dims()) {
+            Some(s) if s.as_slice() == lf.dims() => Ok(lf.clone()),
+            Some(s) => Ok(lf.broadcast_as(s)?),
+            None => Err(Error::shape_mismatch("`Unit`.log_prob: value does not broadcast with the batch shape", lf.dims(), value.dims())),
+        }
     }
     fn support(&self) -> Constraint {
         Constraint::Real

@@ -60,6 +60,7 @@ fn build(name: &str, p: &HashMap<String, Tensor>) -> crate::Result<DistRef> {
         "Chi2" => Chi2::new(g("df"))?.into_ref(),
         "VonMises" => VonMises::new(g("loc"), g("concentration"))?.into_ref(),
         "Dirichlet" => Dirichlet::new(g("concentration"))?.into_ref(),
+        "LogisticNormal" => LogisticNormal::new(g("loc"), g("scale"))?.into_ref(),
         n => panic!("unknown distribution {n}"),
     })
 }
@@ -114,7 +115,7 @@ fn scipy_fixture_f64() {
             }
         }
     }
-    assert_eq!(seen.len(), 16, "every distribution has fixture cases: {seen:?}");
+    assert_eq!(seen.len(), 17, "every distribution has fixture cases: {seen:?}");
 }
 
 #[test]

@@ -292,6 +292,9 @@ fn quick_ok(value: &Tensor, c: &Constraint) -> Result<bool> {
         let ok = v.apply_op1_no_bwd(&check)?;
         return Ok(ok.to_dtype(DType::F64)?.to_vec1::<f64>()?[0] == 1.0);
     }
+    // Candle's min/max divide by a zero stride (a broadcast view, e.g. a scalar parameter
+    // broadcast to `[1]`, which counts as contiguous): reduce a fresh copy of those.
+    let v = if v.stride().contains(&0) { v.affine(1.0, 0.0)? } else { v };
     let scalar = |t: Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
     if !scalar(v.sum_all()?)?.is_finite() {
         return Ok(false);

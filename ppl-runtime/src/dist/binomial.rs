@@ -203,10 +203,7 @@ impl Distribution for Binomial {
     /// `n` on). Values only: no gradient.
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("Binomial", value, &self.batch_shape, &[], self.dtype())?;
-        let k = value.to_dtype(self.dtype())?.floor()?;
-        let shape = args::broadcast_shapes(k.dims(), &self.batch_shape).unwrap_or_default();
-        let (k, n) = (k.broadcast_as(shape.as_slice())?, self.total_count.broadcast_as(shape.as_slice())?);
-        let q = candle_nn::ops::sigmoid(&self.logits.neg()?)?.detach().broadcast_as(shape.as_slice())?;
+        let [k, n, q] = ops::floor_count_q(value, &self.total_count, &self.logits)?;
         // Arguments kept valid where the answer is 0 or 1 anyway.
         let kc = k.maximum(0.0)?.minimum(&n.affine(1.0, -1.0)?.maximum(0.0)?)?;
         let a = (&n - &kc)?.maximum(1.0)?;

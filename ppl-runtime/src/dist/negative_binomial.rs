@@ -167,11 +167,7 @@ impl Distribution for NegativeBinomial {
     /// only: no gradient.
     fn cdf(&self, value: &Tensor) -> Result<Tensor> {
         args::check_value_shape("NegativeBinomial", value, &self.batch_shape, &[], self.dtype())?;
-        let k = value.to_dtype(self.dtype())?.floor()?;
-        let shape = args::broadcast_shapes(k.dims(), &self.batch_shape).unwrap_or_default();
-        let k = k.broadcast_as(shape.as_slice())?;
-        let r = self.total_count.broadcast_as(shape.as_slice())?;
-        let q = candle_nn::ops::sigmoid(&self.logits.neg()?)?.detach().broadcast_as(shape.as_slice())?;
+        let [k, r, q] = ops::floor_count_q(value, &self.total_count, &self.logits)?;
         let c = betainc(&r, &k.maximum(0.0)?.affine(1.0, 1.0)?, &q)?;
         Ok(k.lt(0.0)?.where_cond(&c.zeros_like()?, &c)?)
     }

@@ -215,6 +215,14 @@ pub(crate) fn log_p_q(p: f64, logit: f64) -> (f64, f64) {
     }
 }
 
+/// For the cdfs of count distributions: `⌊value⌋` (in the dtype of `count`), `count` and
+/// `1 - p = sigmoid(-logits)` (detached: the cdfs carry no gradient), broadcast to one shape.
+pub(crate) fn floor_count_q(value: &Tensor, count: &Tensor, logits: &Tensor) -> Result<[Tensor; 3]> {
+    let k = value.to_dtype(count.dtype())?.floor()?;
+    let q = candle_nn::ops::sigmoid(&logits.neg()?)?.detach();
+    broadcast_contiguous([&k, count, &q])
+}
+
 /// `-x log x`, 0 at `x = 0`.
 pub(crate) fn entr(x: f64) -> f64 {
     if x == 0.0 { 0.0 } else { -x * x.ln() }

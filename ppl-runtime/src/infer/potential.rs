@@ -396,20 +396,10 @@ impl Handler for PotentialHandler {
 
 /// `Σ log p(value)` of one site, masked and scaled (as a trace counts it), as a scalar.
 pub(crate) fn site_log_prob_sum(msg: &Message) -> Result<Tensor> {
-    let dist = msg.dist()?;
-    let mut lp = dist.log_prob(msg.value()?)?;
-    if let Some(mask) = &msg.mask {
-        let m = mask.to_dtype(lp.dtype())?.ne(0.0)?;
-        let m = m.broadcast_as(lp.dims()).map_err(|_| {
-            Error::shape_mismatch("mask does not broadcast to the site's log_prob", lp.dims(), mask.dims())
-        })?;
-        lp = m.where_cond(&lp, &lp.zeros_like()?)?;
+    match msg.log_prob()? {
+        Some(lp) => Ok(lp.sum_all()?),
+        None => Err(Error::invalid_arg("potential", "site", "the site has no log-density")),
     }
-    let mut lp = lp.sum_all()?;
-    if msg.scale != 1.0 {
-        lp = (lp * msg.scale)?;
-    }
-    Ok(lp)
 }
 
 /// The potential of a model over its arguments: the joint log-density of one run with the

@@ -1,5 +1,6 @@
 //! The integration tests of ppl: one test crate, a module per area.
 
+mod autoguide;
 mod handlers;
 mod params;
 mod macros;

@@ -2,6 +2,7 @@
 //! [`Svi`](svi::Svi)), MCMC (HMC/NUTS over a flat unconstrained potential), predictive
 //! sampling, importance sampling, diagnostics and initialisation strategies.
 
+pub mod autoguide;
 pub mod diagnostics;
 pub mod elbo;
 pub mod importance;
@@ -12,6 +13,7 @@ pub mod predictive;
 pub mod program;
 pub mod svi;
 
+pub use autoguide::*;
 pub use diagnostics::*;
 pub use elbo::*;
 pub use importance::*;

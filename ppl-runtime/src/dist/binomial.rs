@@ -191,13 +191,18 @@ impl Distribution for Binomial {
         Ok(((&self.total_count * &self.probs)? * self.probs.affine(-1.0, 1.0)?)?)
     }
     /// `-Σ_k p(k) log p(k)` by exact summation over the support (from the mode outwards until
-    /// the terms are negligible), on the host in f64: the value carries no gradient.
+    /// the terms are negligible), on the host in f64; differentiable in the logits (so in
+    /// `probs`) through `dH/dl = -Σ p(k) (k - n σ(l)) log p(k)`, summed the same way.
     fn entropy(&self) -> Result<Tensor> {
         let (n, p, l) = (host(&self.total_count)?, host(&self.probs)?, host(&self.logits)?);
-        let h = (0..n.len())
-            .map(|i| binomial_sum(n[i], p[i], l[i], |_, lp| -lp.exp() * lp).ok_or_else(|| self.too_wide("entropy")))
-            .collect::<Result<Vec<f64>>>()?;
-        Ok(Tensor::from_vec(h, self.batch_shape.as_slice(), self.device())?.to_dtype(self.dtype())?)
+        let (mut h, mut g) = (Vec::with_capacity(n.len()), Vec::with_capacity(n.len()));
+        for i in 0..n.len() {
+            let sum = |f: &dyn Fn(f64, f64) -> f64| binomial_sum(n[i], p[i], l[i], f).ok_or_else(|| self.too_wide("entropy"));
+            let np = n[i] * p[i];
+            h.push(sum(&|_, lp| -lp.exp() * lp)?);
+            g.push(sum(&|k, lp| -lp.exp() * (k - np) * lp)?);
+        }
+        ops::with_host_grads(h, &self.batch_shape, &[(&self.logits, g)])
     }
     /// `P(X <= x) = I_{1-p}(n - ⌊x⌋, ⌊x⌋ + 1)` (regularized incomplete beta; 0 below 0, 1 from
     /// `n` on). Values only: no gradient.

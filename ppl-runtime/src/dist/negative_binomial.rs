@@ -148,20 +148,29 @@ impl Distribution for NegativeBinomial {
         Ok(((&self.total_count * &e)? * e.affine(1.0, 1.0)?)?)
     }
     /// `-Σ_k p(k) log p(k)` by exact summation over the support (from the mode outwards until
-    /// the terms, and the geometric tail they bound, are negligible), on the host in f64: the
-    /// value carries no gradient.
+    /// the terms, and the geometric tail they bound, are negligible), on the host in f64;
+    /// differentiable in the logits and `total_count` through `dH/dθ = -Σ p(k) s_θ(k) log p(k)`
+    /// with the scores `s_l = k - (k + r) σ(l)`, `s_r = ψ(k + r) - ψ(r) + log(1 - p)`.
     fn entropy(&self) -> Result<Tensor> {
+        use statrs::function::gamma::digamma;
         let (r, p, l) = (host(&self.total_count)?, host(&self.probs)?, host(&self.logits)?);
-        let h = (0..r.len())
-            .map(|i| {
-                negative_binomial_sum(r[i], p[i], l[i], |_, lp| -lp.exp() * lp).ok_or_else(|| Error::Unsupported {
+        let n = r.len();
+        let (mut h, mut gl, mut gr) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n {
+            let (ri, pi) = (r[i], p[i]);
+            let sum = |f: &dyn Fn(f64, f64) -> f64| {
+                negative_binomial_sum(ri, pi, l[i], f).ok_or_else(|| Error::Unsupported {
                     dist: "NegativeBinomial",
                     method: "entropy",
-                    hint: Some(format!("probs {} is too close to 1 to sum the support (over 2e8 terms)", p[i])),
+                    hint: Some(format!("probs {pi} is too close to 1 to sum the support (over 2e8 terms)")),
                 })
-            })
-            .collect::<Result<Vec<f64>>>()?;
-        Ok(Tensor::from_vec(h, self.batch_shape.as_slice(), self.device())?.to_dtype(self.dtype())?)
+            };
+            let (psi_r, lq) = (digamma(ri), ops::log_p_q(pi, l[i]).1);
+            h.push(sum(&|_, lp| -lp.exp() * lp)?);
+            gl.push(sum(&|k, lp| -lp.exp() * (k - (k + ri) * pi) * lp)?);
+            gr.push(sum(&|k, lp| -lp.exp() * (digamma(k + ri) - psi_r + lq) * lp)?);
+        }
+        ops::with_host_grads(h, &self.batch_shape, &[(&self.logits, gl), (&self.total_count, gr)])
     }
     /// `P(X <= x) = I_{1-p}(r, ⌊x⌋ + 1)` (regularized incomplete beta; 0 below 0). Values
     /// only: no gradient.

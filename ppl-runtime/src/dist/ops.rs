@@ -223,6 +223,21 @@ pub(crate) fn floor_count_q(value: &Tensor, count: &Tensor, logits: &Tensor) -> 
     broadcast_contiguous([&k, count, &q])
 }
 
+/// Host values `value` (shape `shape`) as a tensor like `params[0].0`, differentiable with the
+/// given host gradients: `value + Σ (θ - stop(θ)) g_θ`, so that backward passes give `g_θ` to
+/// each parameter `θ` (each of shape `shape`) and the value is unchanged.
+pub(crate) fn with_host_grads(value: Vec<f64>, shape: &[usize], params: &[(&Tensor, Vec<f64>)]) -> Result<Tensor> {
+    let like = params[0].0;
+    let host = |v: Vec<f64>| -> Result<Tensor> { Ok(Tensor::from_vec(v, shape, like.device())?.to_dtype(like.dtype())?) };
+    let mut out = host(value)?;
+    for (theta, g) in params {
+        if theta.track_op() {
+            out = (out + ((*theta - theta.detach())? * host(g.clone())?)?)?;
+        }
+    }
+    Ok(out)
+}
+
 /// `-x log x`, 0 at `x = 0`.
 pub(crate) fn entr(x: f64) -> f64 {
     if x == 0.0 { 0.0 } else { -x * x.ln() }

@@ -108,25 +108,32 @@ impl Distribution for Poisson {
         Ok(self.rate.clone())
     }
     /// `-Σ_k p(k) log p(k)` by exact summation over the support (from the mode outwards until
-    /// the terms are negligible), on the host in f64: the value carries no gradient.
+    /// the terms are negligible), on the host in f64; differentiable in `rate` through
+    /// `dH/dλ = -Σ p(k) (k/λ - 1) log p(k)`, summed the same way (0 at `λ = 0`, where it is infinite).
     fn entropy(&self) -> Result<Tensor> {
-        let h = host(&self.rate)?
-            .into_iter()
-            .map(|r| {
-                if r == 0.0 {
-                    return Ok(0.0);
-                }
-                let m = r.floor();
-                let lp_mode = m * r.ln() - r - libm::lgamma_r(m + 1.0).0;
-                crate::dist::ops::sum_unimodal(m, lp_mode, 0.0, |k| r.ln() - (k + 1.0).ln(), |_, lp| -lp.exp() * lp)
-                    .ok_or_else(|| Error::Unsupported {
-                        dist: "Poisson",
-                        method: "entropy",
-                        hint: Some(format!("rate {r} is too large to sum the support (over 2e8 terms)")),
-                    })
-            })
-            .collect::<Result<Vec<f64>>>()?;
-        Ok(Tensor::from_vec(h, self.batch_shape.as_slice(), self.device())?.to_dtype(self.dtype())?)
+        let rates = host(&self.rate)?;
+        let (mut h, mut g) = (Vec::with_capacity(rates.len()), Vec::with_capacity(rates.len()));
+        for &r in &rates {
+            if r == 0.0 {
+                // H = 0 at λ = 0, where dH/dλ ~ -log λ is infinite: its gradient is given as 0,
+                // as a value with an infinite gradient would be NaN in the forward pass.
+                h.push(0.0);
+                g.push(0.0);
+                continue;
+            }
+            let m = r.floor();
+            let lp_mode = m * r.ln() - r - libm::lgamma_r(m + 1.0).0;
+            let sum = |f: &dyn Fn(f64, f64) -> f64| {
+                crate::dist::ops::sum_unimodal(m, lp_mode, 0.0, |k| r.ln() - (k + 1.0).ln(), f).ok_or_else(|| Error::Unsupported {
+                    dist: "Poisson",
+                    method: "entropy",
+                    hint: Some(format!("rate {r} is too large to sum the support (over 2e8 terms)")),
+                })
+            };
+            h.push(sum(&|_, lp| -lp.exp() * lp)?);
+            g.push(sum(&|k, lp| -lp.exp() * (k / r - 1.0) * lp)?);
+        }
+        crate::dist::ops::with_host_grads(h, &self.batch_shape, &[(&self.rate, g)])
     }
     /// `P(X <= x) = Q(floor(x) + 1, rate)` (regularized upper incomplete gamma), computed on the
     /// host: it carries no gradient.

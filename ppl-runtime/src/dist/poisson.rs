@@ -3,7 +3,7 @@
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
 use crate::dist::distribution::{DistRef, Distribution};
-use crate::dist::special::lgamma;
+use crate::dist::special::{self, lgamma};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
@@ -23,15 +23,6 @@ use std::sync::Arc;
 pub struct Poisson {
     rate: Tensor,
     batch_shape: Vec<usize>,
-}
-
-/// `x * log(y)`, defined as 0 where `x == 0` (also for `y == 0`), with finite gradients there.
-pub(crate) fn xlogy(x: &Tensor, y: &Tensor) -> Result<Tensor> {
-    let zero = x.eq(0.0)?;
-    // Sanitize y where x == 0 so the unused branch of `where_cond` leaks no NaN gradient.
-    let y_safe = zero.where_cond(&y.ones_like()?, y)?;
-    let prod = (x * y_safe.log()?)?;
-    Ok(zero.where_cond(&prod.zeros_like()?, &prod)?)
 }
 
 /// Host copy of a tensor as f64.
@@ -96,7 +87,7 @@ impl Distribution for Poisson {
         let shape = args::broadcast_shapes(k.dims(), &self.batch_shape).unwrap_or_default();
         let (k, rate) = (k.broadcast_as(shape.as_slice())?, self.rate.broadcast_as(shape.as_slice())?);
         // k log(rate) - rate - log k!
-        Ok(((xlogy(&k, &rate)? - rate)? - lgamma(&k.affine(1.0, 1.0)?)?)?)
+        Ok(((special::xlogy(&k, &rate)? - rate)? - lgamma(&k.affine(1.0, 1.0)?)?)?)
     }
     fn support(&self) -> Constraint {
         Constraint::NonnegativeInteger

@@ -157,28 +157,45 @@ impl Distribution for Multinomial {
         Ok((p * p.affine(-1.0, 1.0)?)?.affine(self.total_count as f64, 0.0)?)
     }
     /// scipy's formula `n Σ_i entr(p_i) - log n! + Σ_i E[log X_i!]` with `X_i ~ Binomial(n, p_i)`,
-    /// the expectations by exact summation, on the host in f64: the value carries no gradient.
+    /// the expectations by exact summation, on the host in f64; differentiable in the
+    /// probabilities (so in logits) through `∂H/∂p_i = -n (log p_i + 1) + E[log X_i! (X_i/p_i -
+    /// (n - X_i)/(1 - p_i))]`, summed the same way (0 at `p_i ∈ {0, 1}`, where it is infinite).
     fn entropy(&self) -> Result<Tensor> {
         let k = self.event_shape[0];
         let (p, l) = (host(self.cat.probs())?, host(self.cat.logits())?);
         let n = self.total_count as f64;
         let log_n_fact = libm::lgamma(n + 1.0);
         let mut h = Vec::with_capacity(p.len() / k);
+        let mut grad = Vec::with_capacity(p.len());
         for (row, lrow) in p.chunks(k).zip(l.chunks(k)) {
-            // The row's normalized logits minus the logit of the complement give each p_i's logit.
             let mut acc = -log_n_fact;
             for (&pi, &li) in row.iter().zip(lrow) {
+                // The normalized log-probability minus the log of the complement is p_i's logit.
                 let logit = li - (-pi).ln_1p();
-                let e = binomial_sum(n, pi, logit, |k, lp| lp.exp() * libm::lgamma(k + 1.0)).ok_or_else(|| Error::Unsupported {
-                    dist: "Multinomial",
-                    method: "entropy",
-                    hint: Some("total_count is too large to sum the support (over 2e8 terms)".into()),
-                })?;
-                acc += n * entr(pi) + e;
+                let sum = |f: &dyn Fn(f64, f64) -> f64| {
+                    binomial_sum(n, pi, logit, f).ok_or_else(|| Error::Unsupported {
+                        dist: "Multinomial",
+                        method: "entropy",
+                        hint: Some("total_count is too large to sum the support (over 2e8 terms)".into()),
+                    })
+                };
+                acc += n * entr(pi) + sum(&|x, lp| lp.exp() * libm::lgamma(x + 1.0))?;
+                grad.push(if pi > 0.0 && pi < 1.0 {
+                    let score = |x: f64| x / pi - (n - x) / (1.0 - pi);
+                    -n * (pi.ln() + 1.0) + sum(&|x, lp| lp.exp() * libm::lgamma(x + 1.0) * score(x))?
+                } else {
+                    0.0
+                });
             }
             h.push(acc);
         }
-        Ok(Tensor::from_vec(h, self.batch_shape(), self.device())?.to_dtype(self.dtype())?)
+        let probs = self.cat.probs();
+        let h = Tensor::from_vec(h, self.batch_shape(), self.device())?.to_dtype(self.dtype())?;
+        if !probs.track_op() {
+            return Ok(h);
+        }
+        let g = Tensor::from_vec(grad, probs.dims(), self.device())?.to_dtype(self.dtype())?;
+        Ok((h + ((probs - probs.detach())? * g)?.sum(D::Minus1)?)?)
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         Ok(Arc::new(Self::wrap(self.total_count, self.cat.expand_to(batch_shape)?)))

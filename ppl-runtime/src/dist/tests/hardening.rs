@@ -172,6 +172,10 @@ fn discrete_entropy_gradients_match_finite_differences() {
         ("Binomial(logits)", vec![1.2], |p| Ok(Binomial::from_logits(40.0, &p[0])?.into_ref())),
         ("NegativeBinomial", vec![2.5, 0.6], |p| Ok(NegativeBinomial::new(&p[0], &p[1])?.into_ref())),
         ("NegativeBinomial(r < 1)", vec![0.4, 0.9], |p| Ok(NegativeBinomial::new(&p[0], &p[1])?.into_ref())),
+        ("Multinomial(logits)", vec![0.3, -1.0, 0.8], |p| {
+            Ok(Multinomial::from_logits(7, Tensor::stack(&[&p[0], &p[1], &p[2]], 0)?)?.into_ref())
+        }),
+        ("Multinomial(probs)", vec![0.2, 0.5, 0.3], |p| Ok(Multinomial::new(5, Tensor::stack(&[&p[0], &p[1], &p[2]], 0)?)?.into_ref())),
     ];
     let h = 1e-6;
     for (name, theta, make) in cases {

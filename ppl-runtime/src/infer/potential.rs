@@ -114,6 +114,15 @@ impl SiteLayout {
     }
 }
 
+/// Whether `biject_to(c)` is the identity (no transform, no Jacobian).
+fn is_real(c: &Constraint) -> bool {
+    match c {
+        Constraint::Real | Constraint::RealVector => true,
+        Constraint::Independent(base, _) => is_real(base),
+        _ => false,
+    }
+}
+
 /// The continuous latent sites of a model, laid out in one flat unconstrained vector, in the
 /// order the model first ran them. Shared by MCMC and the autoguides.
 #[derive(Clone, Debug, Default)]
@@ -485,16 +494,23 @@ impl<'m, A: ?Sized, M, P: Program<A, M>> ModelPotential<'m, A, M, P> {
             let mut st = self.state.borrow_mut();
             for (i, s) in self.layout.sites.iter().enumerate() {
                 let slice = &position[s.offset..s.offset + s.numel()];
-                let x = match self.dtype {
-                    DType::F64 => Tensor::from_slice(slice, s.unconstrained_shape.as_slice(), &self.device)?,
-                    dt => Tensor::from_slice(slice, s.unconstrained_shape.as_slice(), &self.device)?.to_dtype(dt)?,
+                let var = match self.dtype {
+                    DType::F64 => Var::from_slice(slice, s.unconstrained_shape.as_slice(), &self.device)?,
+                    dt => Var::from_tensor(
+                        &Tensor::from_slice(slice, s.unconstrained_shape.as_slice(), &self.device)?.to_dtype(dt)?,
+                    )?,
                 };
-                let var = Var::from_tensor(&x)?;
-                let (y, ladj) = s.constrain(var.as_tensor(), 0).map_err(|e| e.at_site(&s.name, None))?;
-                total = Some(match total {
-                    None => ladj,
-                    Some(t) => (t + ladj)?,
-                });
+                // Real sites need no transform and add no Jacobian term: no ops at all.
+                let y = if is_real(&s.support) {
+                    var.as_tensor().clone()
+                } else {
+                    let (y, ladj) = s.constrain(var.as_tensor(), 0).map_err(|e| e.at_site(&s.name, None))?;
+                    total = Some(match total {
+                        None => ladj,
+                        Some(t) => (t + ladj)?,
+                    });
+                    y
+                };
                 st.values[i] = Some(y);
                 st.seen[i] = false;
                 self.vars.push(var);

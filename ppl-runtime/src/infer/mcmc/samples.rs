@@ -25,6 +25,7 @@ pub struct McmcSamples {
     kernel: &'static str,
     max_tree_depth: Option<u64>,
     wall_time: Duration,
+    seed: u64,
 }
 
 impl McmcSamples {
@@ -57,6 +58,7 @@ impl McmcSamples {
             kernel,
             max_tree_depth,
             wall_time,
+            seed: cfg.seed,
         })
     }
 
@@ -239,11 +241,12 @@ impl McmcSamples {
             text.push_str(&format!(
                 "# model = ppl\n# method = sample (Default)\n#   sample\n#     num_samples = {}\n#     num_warmup = {}\n\
                  #     save_warmup = 0\n#     thin = {}\n#     adapt\n#       engaged = 1\n#     algorithm = hmc (Default)\n\
-                 #       hmc\n#         engine = {engine}\n#         metric = diag_e (Default)\n# id = {}\n# random\n#   seed = 0\n",
+                 #       hmc\n#         engine = {engine}\n# id = {}\n# random\n#   seed = {}\n",
                 self.num_draws * self.thinning,
                 self.num_warmup,
                 self.thinning,
-                c + 1
+                c + 1,
+                self.seed
             ));
             text.push_str("lp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,energy__");
             for col in &columns {

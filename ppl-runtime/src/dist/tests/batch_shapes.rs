@@ -237,3 +237,16 @@ fn scalar_fast_paths_broadcast_in_f32() {
     let g = Normal::new(0.0, 2.0).unwrap().expand(&[4, 1]).unwrap().log_prob(&xv).unwrap().sum_all().unwrap().backward().unwrap();
     same("d/dx summed over the batch", &vec64(g.get(&xv).unwrap()), &[-0.5, -1.0, -2.0]);
 }
+
+/// The user-facing symptom: a scalar observation of a scalar-parameter distribution inside
+/// `plate("data", 3)` counts three times (it counted once).
+#[test]
+fn scalar_observation_in_a_plate_counts_per_plate_element() {
+    let x = Tensor::new(0.5f32, &Device::Cpu).unwrap();
+    for d in [Normal::new(0.0, 1.0).unwrap().into_ref(), Gamma::new(2.0, 1.0).unwrap().into_ref(), Chi2::new(3.0).unwrap().into_ref()] {
+        let one = d.log_prob(&x).unwrap().to_scalar::<f32>().unwrap();
+        let (_, tr) = crate::handlers::trace(|| crate::plate("data", 3, |_| crate::observe("y", d.clone(), &x))).unwrap();
+        let total = tr.log_prob_sum().unwrap().to_scalar::<f32>().unwrap();
+        assert!((total - 3.0 * one).abs() < 1e-5, "{}: plate total {total}, want 3 × {one}", d.name());
+    }
+}

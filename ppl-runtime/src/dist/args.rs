@@ -186,6 +186,7 @@ pub fn validate_param(dist: &'static str, arg: &'static str, value: &Tensor, con
         return Err(Error::InvalidParameter { dist, arg, constraint: constraint.to_string(), detail });
     }
     if value.dtype().is_float()
+        && !all_finite(value)?
         && let Some(detail) = Constraint::Real.first_violation(value)?
     {
         let constraint = format!("{constraint}, and finite");
@@ -292,11 +293,9 @@ fn quick_ok(value: &Tensor, c: &Constraint) -> Result<bool> {
         let ok = v.apply_op1_no_bwd(&check)?;
         return Ok(ok.to_dtype(DType::F64)?.to_vec1::<f64>()?[0] == 1.0);
     }
-    // Candle's min/max divide by a zero stride (a broadcast view, e.g. a scalar parameter
-    // broadcast to `[1]`, which counts as contiguous): reduce a fresh copy of those.
-    let v = if v.stride().contains(&0) { v.affine(1.0, 0.0)? } else { v };
+    let v = reducible(v)?;
     let scalar = |t: Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-    if !scalar(v.sum_all()?)?.is_finite() {
+    if !all_finite(&v)? {
         return Ok(false);
     }
     if let Some(lo) = lo {
@@ -311,6 +310,19 @@ fn quick_ok(value: &Tensor, c: &Constraint) -> Result<bool> {
         return Ok(false);
     }
     Ok(true)
+}
+
+/// `v`, or a fresh copy of it when it is a broadcast view: Candle's min/max divide by a zero
+/// stride (e.g. a scalar parameter broadcast to `[1]`, which counts as contiguous).
+fn reducible(v: Tensor) -> Result<Tensor> {
+    Ok(if v.stride().contains(&0) { v.affine(1.0, 0.0)? } else { v })
+}
+
+/// Whether the sum of the elements is finite: then no element is NaN or infinite. (`false` can
+/// also mean an overflowing sum of large finite numbers: callers then check element by element.)
+fn all_finite(value: &Tensor) -> Result<bool> {
+    let s = reducible(value.detach())?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    Ok(s.is_finite())
 }
 
 /// Whether every element is finite and within `[lo, hi]` (`(lo, hi]` when `strict`): a

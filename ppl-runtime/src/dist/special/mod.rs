@@ -1,15 +1,22 @@
 //! Special functions on tensors, differentiable through Candle's autodiff.
 //!
-//! Each function maps a scalar routine (see [`scalar`]) over the storage in a Candle
+//! On the CPU each function maps a scalar routine (see [`scalar`]) over the storage in a Candle
 //! `CustomOp1`/`CustomOp2` (5–10× faster than composing Candle ops) and builds its backward
-//! from other differentiable ops. f32 tensors are computed in f64 and rounded. Only the CPU has
-//! kernels; other devices get a clear error from Candle. The regularized incomplete gamma and
-//! beta functions ([`gammainc`], [`gammaincc`], [`betainc`]) are values only, for cdfs: they
-//! return tensors detached from the graph.
+//! from other differentiable ops; f32 tensors are computed in f64 and rounded. On other devices
+//! (and on the CPU when [`kernels::force_generic`] is set) the same functions run as
+//! compositions of Candle ops in the input's dtype (see [`generic`] for the algorithms and their
+//! accuracy), with the CPU kernel's backward formula attached for first-order gradients.
+//!
+//! The regularized incomplete gamma and beta functions ([`gammainc`], [`gammaincc`],
+//! [`betainc`]) are values only, for cdfs: they copy their arguments to the host, compute there
+//! and copy the result back to the arguments' device (so they work on every device), returning
+//! tensors detached from the graph.
 
+mod generic;
 pub mod scalar;
 
 use crate::dist::args::broadcast_shapes;
+use crate::dist::kernels;
 use crate::error::{Error, Result};
 use candle_core::backend::BackendStorage;
 use candle_core::shape::Dim;
@@ -62,8 +69,20 @@ impl CustomOp1 for Elementwise {
     }
 }
 
-fn apply(x: &Tensor, name: &'static str, f: fn(f64) -> f64, grad: Option<Grad1>) -> Result<Tensor> {
-    Ok(x.apply_op1(Elementwise { name, f, grad })?)
+/// `f` elementwise: the CPU kernel where [`kernels::cpu_kernels`] says so, else `generic` (a
+/// composition of Candle ops) with the same gradient formula `grad`.
+fn apply(
+    x: &Tensor,
+    name: &'static str,
+    f: fn(f64) -> f64,
+    grad: Option<Grad1>,
+    generic: fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if kernels::cpu_kernels(x.device()) {
+        Ok(x.apply_op1(Elementwise { name, f, grad })?)
+    } else {
+        generic::unary(name, x, generic, grad)
+    }
 }
 
 /// Partial derivatives `(∂f/∂a, ∂f/∂b)` built from `a`, `b` and `f(a, b)`.
@@ -120,22 +139,23 @@ fn broadcast_pair(what: &str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)
 
 /// `log |Γ(x)|`.
 pub fn lgamma(x: &Tensor) -> Result<Tensor> {
-    apply(x, "lgamma", scalar::lgamma, Some(|x, _| digamma(x)))
+    apply(x, "lgamma", scalar::lgamma, Some(|x, _| digamma(x)), generic::lgamma)
 }
 
 /// The digamma function `ψ(x) = d/dx log Γ(x)`.
 pub fn digamma(x: &Tensor) -> Result<Tensor> {
-    apply(x, "digamma", scalar::digamma, Some(|x, _| trigamma(x)))
+    apply(x, "digamma", scalar::digamma, Some(|x, _| trigamma(x)), generic::digamma)
 }
 
 /// The trigamma function `ψ₁(x) = d/dx ψ(x)`.
 pub fn trigamma(x: &Tensor) -> Result<Tensor> {
-    apply(x, "trigamma", scalar::trigamma, Some(|x, _| tetragamma(x)))
+    apply(x, "trigamma", scalar::trigamma, Some(|x, _| tetragamma(x)), generic::trigamma)
 }
 
-/// The tetragamma function `ψ₂(x) = d/dx ψ₁(x)` (no gradient).
+/// The tetragamma function `ψ₂(x) = d/dx ψ₁(x)` (no gradient: differentiating it is an error,
+/// raised by the backward pass on the CPU kernel and by this call on the generic path).
 pub fn tetragamma(x: &Tensor) -> Result<Tensor> {
-    apply(x, "tetragamma", scalar::tetragamma, None)
+    apply(x, "tetragamma", scalar::tetragamma, None, generic::tetragamma)
 }
 
 /// Scalar trigamma (kept for callers of the earlier API; see [`scalar::trigamma`]).
@@ -152,15 +172,15 @@ pub fn tetragamma_f64(x: f64) -> f64 {
 /// arguments; gradients `ψ(a) - ψ(a + b)` and `ψ(b) - ψ(a + b)`.
 pub fn log_beta(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (a, b) = broadcast_pair("log_beta", a, b)?;
-    let op = Elementwise2 {
-        name: "log_beta",
-        f: scalar::log_beta,
-        grad: |a, b, _| {
-            let dab = digamma(&(a + b)?)?;
-            Ok(((digamma(a)? - &dab)?, (digamma(b)? - dab)?))
-        },
+    let grad: Grad2 = |a, b, _| {
+        let dab = digamma(&(a + b)?)?;
+        Ok(((digamma(a)? - &dab)?, (digamma(b)? - dab)?))
     };
-    Ok(a.apply_op2(&b, op)?)
+    if kernels::cpu_kernels(a.device()) {
+        Ok(a.apply_op2(&b, Elementwise2 { name: "log_beta", f: scalar::log_beta, grad })?)
+    } else {
+        generic::binary("log_beta", &a, &b, generic::log_beta, grad)
+    }
 }
 
 /// The multivariate log-gamma `log Γ_p(x) = p(p-1)/4 · ln π + Σ_{j<p} lgamma(x - j/2)`
@@ -175,17 +195,17 @@ pub fn mvlgamma(x: &Tensor, p: usize) -> Result<Tensor> {
 
 /// `log(1 + x)`, accurate for small `x`.
 pub fn log1p(x: &Tensor) -> Result<Tensor> {
-    apply(x, "log1p", libm::log1p, Some(|x, _| Ok(x.affine(1.0, 1.0)?.recip()?)))
+    apply(x, "log1p", libm::log1p, Some(|x, _| Ok(x.affine(1.0, 1.0)?.recip()?)), generic::log1p)
 }
 
 /// `exp(x) - 1`, accurate for small `x`.
 pub fn expm1(x: &Tensor) -> Result<Tensor> {
-    apply(x, "expm1", libm::expm1, Some(|_, y| Ok(y.affine(1.0, 1.0)?)))
+    apply(x, "expm1", libm::expm1, Some(|_, y| Ok(y.affine(1.0, 1.0)?)), generic::expm1)
 }
 
 /// `log(1 + exp(x))`, without overflow; its gradient is `sigmoid(x)`.
 pub fn softplus(x: &Tensor) -> Result<Tensor> {
-    apply(x, "softplus", scalar::softplus, Some(|x, _| Ok(candle_nn::ops::sigmoid(x)?)))
+    apply(x, "softplus", scalar::softplus, Some(|x, _| Ok(candle_nn::ops::sigmoid(x)?)), generic::softplus)
 }
 
 /// `log sigmoid(x) = -softplus(-x)`.
@@ -203,19 +223,20 @@ fn erf_grad(x: &Tensor) -> Result<Tensor> {
     Ok(x.sqr()?.neg()?.exp()?.affine(std::f64::consts::FRAC_2_SQRT_PI, 0.0)?)
 }
 
-/// The error function (libm, accurate to a few ulp in f64).
+/// The error function (libm, accurate to a few ulp in f64; Candle's own `erf` off the CPU).
 pub fn erf(x: &Tensor) -> Result<Tensor> {
-    apply(x, "erf", scalar::erf, Some(|x, _| erf_grad(x)))
+    apply(x, "erf", scalar::erf, Some(|x, _| erf_grad(x)), |x| Ok(x.erf()?))
 }
 
 /// The complementary error function `1 - erf(x)`, accurate in the right tail (not `1 - erf`).
 pub fn erfc(x: &Tensor) -> Result<Tensor> {
-    apply(x, "erfc", scalar::erfc, Some(|x, _| Ok(erf_grad(x)?.neg()?)))
+    apply(x, "erfc", scalar::erfc, Some(|x, _| Ok(erf_grad(x)?.neg()?)), generic::erfc)
 }
 
 /// The inverse error function on `(-1, 1)`; gradient `√π/2 · exp(erfinv(y)²)`.
 pub fn erfinv(y: &Tensor) -> Result<Tensor> {
-    apply(y, "erfinv", scalar::erfinv, Some(|_, x| Ok(x.sqr()?.exp()?.affine(std::f64::consts::PI.sqrt() / 2.0, 0.0)?)))
+    let grad: Grad1 = |_, x| Ok(x.sqr()?.exp()?.affine(std::f64::consts::PI.sqrt() / 2.0, 0.0)?);
+    apply(y, "erfinv", scalar::erfinv, Some(grad), generic::erfinv)
 }
 
 /// The standard normal density `exp(-x²/2) / √(2π)`.
@@ -225,29 +246,32 @@ fn normal_pdf(x: &Tensor) -> Result<Tensor> {
 
 /// The standard normal cdf `Φ(x)`, accurate in the left tail.
 pub fn ndtr(x: &Tensor) -> Result<Tensor> {
-    apply(x, "ndtr", scalar::ndtr, Some(|x, _| normal_pdf(x)))
+    apply(x, "ndtr", scalar::ndtr, Some(|x, _| normal_pdf(x)), generic::ndtr)
 }
 
 /// `log Φ(x)`, the standard normal log-cdf, finite down to `x ≈ -1e154`; gradient
 /// `φ(x) / Φ(x)` computed as `exp(log φ(x) - log Φ(x))`.
 pub fn log_ndtr(x: &Tensor) -> Result<Tensor> {
-    apply(x, "log_ndtr", scalar::log_ndtr, Some(|x, y| Ok((x.sqr()?.affine(-0.5, -LN_SQRT_2PI)? - y)?.exp()?)))
+    let grad: Grad1 = |x, y| Ok((x.sqr()?.affine(-0.5, -LN_SQRT_2PI)? - y)?.exp()?);
+    apply(x, "log_ndtr", scalar::log_ndtr, Some(grad), generic::log_ndtr)
 }
 
 /// The standard normal quantile `Φ⁻¹(p)` (scipy's `ndtri`); gradient `1 / φ(Φ⁻¹(p))`.
 pub fn ndtri(p: &Tensor) -> Result<Tensor> {
-    apply(p, "ndtri", scalar::ndtri, Some(|_, x| Ok(x.sqr()?.affine(0.5, LN_SQRT_2PI)?.exp()?)))
+    apply(p, "ndtri", scalar::ndtri, Some(|_, x| Ok(x.sqr()?.affine(0.5, LN_SQRT_2PI)?.exp()?)), generic::ndtri)
 }
 
 /// `e^{-|x|} I₀(x)`, the exponentially scaled modified Bessel function of order 0; gradient
 /// `i1e(x) - sign(x) i0e(x)`.
 pub fn i0e(x: &Tensor) -> Result<Tensor> {
-    apply(x, "i0e", scalar::i0e, Some(|x, y| Ok((i1e(x)? - sign(&x.detach())?.mul(y)?)?)))
+    let grad: Grad1 = |x, y| Ok((i1e(x)? - sign(&x.detach())?.mul(y)?)?);
+    apply(x, "i0e", scalar::i0e, Some(grad), generic::i0e)
 }
 
 /// `e^{-|x|} I₁(x)`, the exponentially scaled modified Bessel function of order 1.
 pub fn i1e(x: &Tensor) -> Result<Tensor> {
-    apply(x, "i1e", scalar::i1e, Some(|x, _| apply(x, "i1e_grad", scalar::i1e_grad, None)))
+    let grad: Grad1 = |x, _| apply(x, "i1e_grad", scalar::i1e_grad, None, generic::i1e_grad);
+    apply(x, "i1e", scalar::i1e, Some(grad), generic::i1e)
 }
 
 /// The modified Bessel function `I₀(x)` (overflows past `|x| ≈ 713`; prefer [`log_i0`]).
@@ -267,7 +291,8 @@ pub fn log_i0(x: &Tensor) -> Result<Tensor> {
 
 /// `sign(x)` as -1, 0 or 1 (no gradient; pass detached tensors).
 fn sign(x: &Tensor) -> Result<Tensor> {
-    apply(x, "sign", |x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x }, None)
+    let f = |x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x };
+    apply(x, "sign", f, None, |x| Ok(x.sign()?))
 }
 
 /// `x · log(y)`, and exactly 0 where `x == 0` (even for `y == 0`), broadcast.
@@ -296,12 +321,12 @@ fn x_times(x: &Tensor, y: &Tensor, what: &str, f: fn(&Tensor) -> Result<Tensor>)
 
 /// `atan(x)`, differentiable (Candle has no `atan`).
 pub fn atan(x: &Tensor) -> Result<Tensor> {
-    apply(x, "atan", f64::atan, Some(|x, _| Ok(x.sqr()?.affine(1.0, 1.0)?.recip()?)))
+    apply(x, "atan", f64::atan, Some(|x, _| Ok(x.sqr()?.affine(1.0, 1.0)?.recip()?)), generic::atan)
 }
 
 /// `tan(x)`, differentiable (Candle has no `tan`).
 pub fn tan(x: &Tensor) -> Result<Tensor> {
-    apply(x, "tan", f64::tan, Some(|_, y| Ok(y.sqr()?.affine(1.0, 1.0)?)))
+    apply(x, "tan", f64::tan, Some(|_, y| Ok(y.sqr()?.affine(1.0, 1.0)?)), generic::tan)
 }
 
 /// `log Σ exp(x)` along `dim` (removed), safe for rows that are all `-inf`: those give `-inf`
@@ -331,7 +356,7 @@ pub fn logaddexp(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// Maps a scalar function of `N` broadcast arguments on the host, returning a detached tensor
-/// on the first argument's device.
+/// on the first argument's device (a round trip to the host off the CPU: device-generic).
 fn host_map<const N: usize>(what: &str, args: [&Tensor; N], f: impl Fn([f64; N]) -> f64) -> Result<Tensor> {
     let dtype = args[0].dtype();
     let mut shape: Vec<usize> = vec![];

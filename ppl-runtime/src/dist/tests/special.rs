@@ -1,7 +1,10 @@
 //! Special functions against scipy.special (fixture from `tools/fixtures_special.py`), in f64
-//! and f32, and their gradients against central finite differences in f64.
+//! and f32, and their gradients against central finite differences in f64. With
+//! `PPL_GENERIC_KERNELS=1` these check the device-generic path, with the wider tolerances of
+//! [`tol`] and [`TOL32_GENERIC`].
 
 use super::common::{assert_close, t64, vec64};
+use crate::dist::kernels;
 use crate::dist::special::{self, scalar};
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::Value;
@@ -20,6 +23,20 @@ fn col(name: &str, key: &str) -> Vec<f64> {
 }
 
 type Unary = fn(&Tensor) -> crate::Result<Tensor>;
+
+/// `(rtol, atol)` for the CPU kernels, widened on the generic path (composed Candle ops in the
+/// input dtype: f64 within about 1e-13 relative, 3e-14 absolute near zeros of the function).
+///
+/// scipy's own `digamma(-0.999999)` = -999999.5771780586 is off by 6e-12 relative (mpmath
+/// gives -999999.5771842643, as does the generic path with its exact reduction of `x` before
+/// the reflection; statrs shares scipy's error), hence digamma's 1e-11 there.
+fn tol(rtol: f64, atol: f64) -> (f64, f64) {
+    if kernels::force_generic() { (rtol.max(2e-13), atol.max(3e-14)) } else { (rtol, atol) }
+}
+
+/// f32 relative tolerance of the generic path, which computes in f32 (the kernels compute in
+/// f64 and round once); the worst case is erfc's tail, where `exp(-x²)` amplifies the error.
+const TOL32_GENERIC: (f64, f64) = (2e-5, 4e-6);
 type Binary = fn(&Tensor, &Tensor) -> crate::Result<Tensor>;
 
 /// (fixture name, function, f64 relative tolerance, absolute tolerance).
@@ -52,6 +69,8 @@ fn unary_f64_match_scipy() {
         let x = col(name, "x");
         let want = col(name, "y");
         let got = vec64(&f(&t64(&x, &[x.len()])).unwrap());
+        let (rtol, atol) = tol(rtol, atol);
+        let rtol = if name == "digamma" && kernels::force_generic() { 1e-11 } else { rtol };
         assert_close(&format!("{name}(f64)"), &got, &want, rtol, atol);
     }
 }
@@ -67,8 +86,9 @@ fn unary_f32_match_f64_and_scipy() {
         let x32: Vec<f32> = keep.iter().map(|&i| x[i] as f32).collect();
         let got = vec64(&f(&Tensor::new(x32.as_slice(), &Device::Cpu).unwrap()).unwrap());
         let want: Vec<f64> = keep.iter().map(|&i| want[i]).collect();
-        // The f32 path evaluates in f64 and rounds once: within 1 ulp of the reference.
-        assert_close(&format!("{name}(f32)"), &got, &want, 1.2e-7, 1e-37);
+        // The f32 kernel evaluates in f64 and rounds once: within 1 ulp of the reference.
+        let (rtol, atol) = if kernels::force_generic() { TOL32_GENERIC } else { (1.2e-7, 1e-37) };
+        assert_close(&format!("{name}(f32)"), &got, &want, rtol, atol);
     }
 }
 
@@ -86,13 +106,15 @@ fn binary_and_ternary_match_scipy() {
         let (a, b, want) = pair(name);
         let n = a.len();
         let got = vec64(&f(&t64(&a, &[n]), &t64(&b, &[n])).unwrap());
+        let (rtol, atol) = tol(rtol, atol);
         assert_close(name, &got, &want, rtol, atol);
         // f32: one rounding of a value computed in f64 (inputs here are exact in f32 or benign).
         let a32 = t64(&a, &[n]).to_dtype(DType::F32).unwrap();
         let b32 = t64(&b, &[n]).to_dtype(DType::F32).unwrap();
         let got32 = vec64(&f(&a32, &b32).unwrap());
         let ref32 = vec64(&f(&a32.to_dtype(DType::F64).unwrap(), &b32.to_dtype(DType::F64).unwrap()).unwrap());
-        assert_close(&format!("{name}(f32)"), &got32, &ref32, 1.2e-7, 1e-37);
+        let (rtol, atol) = if kernels::force_generic() { TOL32_GENERIC } else { (1.2e-7, 1e-37) };
+        assert_close(&format!("{name}(f32)"), &got32, &ref32, rtol, atol);
     }
     let (a, b, x, want) = (col("betainc", "a"), col("betainc", "b"), col("betainc", "x"), col("betainc", "y"));
     let n = a.len();
@@ -102,7 +124,8 @@ fn binary_and_ternary_match_scipy() {
     let (a, p, want) = (col("mvlgamma", "a"), col("mvlgamma", "p"), col("mvlgamma", "y"));
     for i in 0..a.len() {
         let got = vec64(&special::mvlgamma(&t64(&[a[i]], &[1]), p[i] as usize).unwrap());
-        assert_close("mvlgamma", &got, &[want[i]], 1e-13, 0.0);
+        let (rtol, atol) = tol(1e-13, 0.0);
+        assert_close("mvlgamma", &got, &[want[i]], rtol, atol);
     }
 }
 
@@ -113,7 +136,7 @@ fn log_beta_broadcasts_and_checks_dtypes() {
     let lb = special::log_beta(&a, &b).unwrap();
     assert_eq!(lb.dims(), &[3, 2]);
     let v = vec64(&lb);
-    assert!((v[3] - scalar::log_beta(2.0, 4.0)).abs() < 1e-15);
+    assert!((v[3] - scalar::log_beta(2.0, 4.0)).abs() < tol(0.0, 1e-15).1);
     let b32 = b.to_dtype(DType::F32).unwrap();
     let err = special::log_beta(&a, &b32).unwrap_err().to_string();
     assert!(err.contains("log_beta") && err.contains("F32"), "{err}");
@@ -227,8 +250,9 @@ fn unary_gradients_match_finite_differences() {
 #[test]
 fn tetragamma_has_no_gradient_error_not_zero() {
     let var = Var::from_tensor(&t64(&[1.5], &[1])).unwrap();
-    let err = special::tetragamma(var.as_tensor()).unwrap().sum_all().unwrap().backward();
-    assert!(err.is_err());
+    // The CPU kernel fails in the backward pass, the generic path already in the call.
+    let res = special::tetragamma(var.as_tensor()).and_then(|y| Ok(y.sum_all()?.backward()?));
+    assert!(res.is_err());
 }
 
 #[test]

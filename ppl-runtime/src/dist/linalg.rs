@@ -1,9 +1,15 @@
 //! Batched, differentiable linear algebra that Candle lacks: Cholesky, triangular solves, log-determinants.
 //!
 //! Matrices are the two rightmost dims of a tensor; all leading dims are batch dims and
-//! broadcast. [`cholesky`] and [`solve_triangular`] are Candle custom ops with CPU kernels for
-//! f32 and f64 (computed in f64) and backward passes written with differentiable tensor ops, so
-//! gradients flow through them; other devices get a clear Candle error.
+//! broadcast. On the CPU, [`cholesky`] and [`solve_triangular`] are Candle custom ops with
+//! kernels for f32 and f64 (computed in f64) and backward passes written with differentiable
+//! tensor ops, so gradients flow through them. On other devices (and on the CPU when
+//! [`kernels::force_generic`] is set) they are loops of Candle ops over the columns (Cholesky)
+//! or rows (solves), in the input's dtype, differentiated by Candle's autodiff, with the same
+//! gradients as the kernels (symmetric for Cholesky); `n` steps of a batched matmul each, meant
+//! for the small matrices of MVN and LKJ. Both paths check positive definiteness and
+//! singularity and report them the same way (the generic path reads its pivots back to the
+//! host once per call for that).
 //!
 //! References:
 //! - I. Murray (2016), "Differentiation of the Cholesky decomposition", arXiv:1602.07527.
@@ -11,6 +17,7 @@
 //!   reverse mode algorithmic differentiation" (triangular solve).
 
 use crate::dist::args::broadcast_shapes;
+use crate::dist::kernels;
 use crate::error::{Error, Result};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
@@ -116,7 +123,70 @@ impl CustomOp1 for Cholesky {
 /// matrix that is not positive definite.
 pub fn cholesky(a: &Tensor) -> Result<Tensor> {
     check_square("cholesky", "a", a)?;
-    a.contiguous()?.apply_op1(Cholesky).map_err(user_err("cholesky", "a"))
+    if kernels::cpu_kernels(a.device()) {
+        a.contiguous()?.apply_op1(Cholesky).map_err(user_err("cholesky", "a"))
+    } else {
+        cholesky_generic(a)
+    }
+}
+
+/// Errors unless `t` is f32 or f64 (the dtypes the CPU kernels take).
+fn check_dtype(func: &str, arg: &str, t: &Tensor) -> Result<()> {
+    if supported_dtype(t.dtype()) {
+        Ok(())
+    } else {
+        Err(Error::invalid_arg(format!("`{func}`"), arg, format!("needs an f32 or f64 tensor, got {:?}", t.dtype())))
+    }
+}
+
+/// [`cholesky`] from Candle ops: column `j` of `L` is `(a[:, j] - L[:, :j] L[j, :j]ᵀ) / √pivot`
+/// below the diagonal. The input is the symmetric matrix built from `a`'s lower triangle, and
+/// its gradient goes through `(a + aᵀ)/2`, so values and gradients match the kernel.
+fn cholesky_generic(a: &Tensor) -> Result<Tensor> {
+    check_dtype("cholesky", "a", a)?;
+    let dims = a.dims().to_vec();
+    let n = dims[dims.len() - 1];
+    let nb: usize = dims[..dims.len() - 2].iter().product();
+    if n == 0 || nb == 0 {
+        return Ok(a.zeros_like()?);
+    }
+    let ad = a.detach();
+    let mut s = (tril(&ad, 0)? + mt(&tril(&ad, -1)?)?)?;
+    if a.track_op() {
+        let e = (a - &ad)?;
+        s = (s + ((&e + mt(&e)?)? * 0.5)?)?;
+    }
+    let s = s.reshape((nb, n, n))?;
+    let rows = Tensor::arange(0u32, n as u32, a.device())?;
+    let mut l: Option<Tensor> = None; // [nb, n, j]
+    let mut pivots = Vec::with_capacity(n);
+    for j in 0..n {
+        let mut c = s.narrow(2, j, 1)?; // [nb, n, 1]
+        if let Some(l) = &l {
+            c = (c - l.matmul(&l.narrow(1, j, 1)?.transpose(1, 2)?.contiguous()?)?)?;
+        }
+        let pivot = c.narrow(1, j, 1)?; // [nb, 1, 1]
+        pivots.push(pivot.detach());
+        let below = rows.ge(j as u32)?.to_dtype(a.dtype())?.reshape((1, n, 1))?;
+        let col = c.broadcast_div(&pivot.sqrt()?)?.broadcast_mul(&below)?;
+        l = Some(match l {
+            None => col,
+            Some(l) => Tensor::cat(&[&l, &col], 2)?,
+        });
+    }
+    // One read-back of the pivots to report a matrix that is not positive definite.
+    let piv = Tensor::cat(&pivots, 2)?.reshape((nb, n))?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    for (b, row) in piv.iter().enumerate() {
+        if let Some((i, &d)) = row.iter().enumerate().find(|(_, d)| d.is_nan() || **d <= 0.0 || d.is_infinite()) {
+            return Err(Error::invalid_arg(
+                "`cholesky`",
+                "a",
+                format!("matrix {b} of the batch (input shape {dims:?}) is not positive definite: pivot {i} is {d}"),
+            ));
+        }
+    }
+    let l = l.expect("n > 0 columns");
+    Ok(l.reshape(dims)?)
 }
 
 /// Left triangular solve kernel: `A X = B` for `A` lower (or upper) triangular, equal batch dims.
@@ -185,7 +255,65 @@ impl CustomOp2 for SolveLeft {
 }
 
 fn solve_left(a: &Tensor, b: &Tensor, lower: bool) -> Result<Tensor> {
-    a.contiguous()?.apply_op2(&b.contiguous()?, SolveLeft { lower }).map_err(user_err("solve_triangular", "l"))
+    if kernels::cpu_kernels(a.device()) {
+        a.contiguous()?.apply_op2(&b.contiguous()?, SolveLeft { lower }).map_err(user_err("solve_triangular", "l"))
+    } else {
+        solve_left_generic(a, b, lower)
+    }
+}
+
+/// [`solve_left`] from Candle ops: forward (or back) substitution, one row of `X` per step,
+/// reading only `a`'s triangle, so Candle's autodiff gives the kernel's gradients.
+fn solve_left_generic(a: &Tensor, b: &Tensor, lower: bool) -> Result<Tensor> {
+    check_dtype("solve_triangular", "l", a)?;
+    check_dtype("solve_triangular", "b", b)?;
+    if a.dtype() != b.dtype() {
+        return Err(Error::DTypeMismatch {
+            context: "`solve_triangular`".into(),
+            a: "l".into(),
+            a_dtype: a.dtype(),
+            b: "b".into(),
+            b_dtype: b.dtype(),
+        });
+    }
+    let (ad, bd) = (a.dims().to_vec(), b.dims().to_vec());
+    let n = ad[ad.len() - 1];
+    let k = bd[bd.len() - 1];
+    let nb: usize = ad[..ad.len() - 2].iter().product();
+    if n == 0 || k == 0 || nb == 0 {
+        return Ok(b.clone());
+    }
+    let a3 = a.reshape((nb, n, n))?;
+    let b3 = b.reshape((nb, n, k))?;
+    // One read-back of the diagonal to report a singular matrix, in the kernel's row order.
+    let diag = diagonal(&a3)?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    for (bi, d) in diag.iter().enumerate() {
+        let mut order: Box<dyn Iterator<Item = usize>> = if lower { Box::new(0..n) } else { Box::new((0..n).rev()) };
+        if let Some(i) = order.find(|&i| d[i] == 0.0) {
+            return Err(Error::invalid_arg(
+                "`solve_triangular`",
+                "l",
+                format!("triangular matrix {bi} of the batch (shape {ad:?}) is singular: diagonal element {i} is 0"),
+            ));
+        }
+    }
+    let mut x: Option<Tensor> = None; // the rows solved so far, in order
+    for step in 0..n {
+        let i = if lower { step } else { n - 1 - step };
+        let row = a3.narrow(1, i, 1)?; // [nb, 1, n]
+        let mut r = b3.narrow(1, i, 1)?; // [nb, 1, k]
+        if let Some(x) = &x {
+            let known = if lower { row.narrow(2, 0, i)? } else { row.narrow(2, i + 1, n - i - 1)? };
+            r = (r - known.contiguous()?.matmul(x)?)?;
+        }
+        let xi = r.broadcast_div(&row.narrow(2, i, 1)?)?;
+        x = Some(match x {
+            None => xi,
+            Some(x) if lower => Tensor::cat(&[&x, &xi], 1)?,
+            Some(x) => Tensor::cat(&[&xi, &x], 1)?,
+        });
+    }
+    Ok(x.expect("n > 0 rows").reshape(bd)?)
 }
 
 /// Solves `L X = B` (`left`) or `X L = B` (not `left`) for `X`, with `L` lower (`lower`) or

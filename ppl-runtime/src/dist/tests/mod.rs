@@ -7,6 +7,7 @@ mod common;
 mod continuous;
 mod discrete;
 mod hardening;
+mod generic;
 mod multivariate;
 mod small_concentration;
 mod special;

@@ -34,8 +34,8 @@ pub fn cpu_kernels(device: &Device) -> bool {
 /// Runs `f` with the device-generic path forced on the CPU for this thread only, restoring the
 /// previous setting afterwards (also when `f` panics). Nested calls are fine.
 ///
-/// Graphs built inside `f` keep the path they were built with: a backward pass run later,
-/// outside `f`, still uses the generic formulas recorded in the graph.
+/// A graph keeps the forward path it was built with; the backward formulas of the CPU kernels
+/// run on whichever path is active when the backward pass runs (both give the same gradients).
 pub fn with_generic<T>(f: impl FnOnce() -> T) -> T {
     struct Restore(bool);
     impl Drop for Restore {

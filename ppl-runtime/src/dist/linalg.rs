@@ -139,6 +139,11 @@ fn check_dtype(func: &str, arg: &str, t: &Tensor) -> Result<()> {
     }
 }
 
+/// The rows of a matrix on the host, in f64 (copied before the cast: Metal has no f64).
+fn host_f64(t: &Tensor) -> Result<Vec<Vec<f64>>> {
+    Ok(t.to_device(&candle_core::Device::Cpu)?.to_dtype(DType::F64)?.to_vec2::<f64>()?)
+}
+
 /// [`cholesky`] from Candle ops: column `j` of `L` is `(a[:, j] - L[:, :j] L[j, :j]ᵀ) / √pivot`
 /// below the diagonal. The input is the symmetric matrix built from `a`'s lower triangle, and
 /// its gradient goes through `(a + aᵀ)/2`, so values and gradients match the kernel.
@@ -175,7 +180,7 @@ fn cholesky_generic(a: &Tensor) -> Result<Tensor> {
         });
     }
     // One read-back of the pivots to report a matrix that is not positive definite.
-    let piv = Tensor::cat(&pivots, 2)?.reshape((nb, n))?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    let piv = host_f64(&Tensor::cat(&pivots, 2)?.reshape((nb, n))?)?;
     for (b, row) in piv.iter().enumerate() {
         if let Some((i, &d)) = row.iter().enumerate().find(|(_, d)| d.is_nan() || **d <= 0.0 || d.is_infinite()) {
             return Err(Error::invalid_arg(
@@ -286,7 +291,7 @@ fn solve_left_generic(a: &Tensor, b: &Tensor, lower: bool) -> Result<Tensor> {
     let a3 = a.reshape((nb, n, n))?;
     let b3 = b.reshape((nb, n, k))?;
     // One read-back of the diagonal to report a singular matrix, in the kernel's row order.
-    let diag = diagonal(&a3)?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    let diag = host_f64(&diagonal(&a3)?)?;
     for (bi, d) in diag.iter().enumerate() {
         let mut order: Box<dyn Iterator<Item = usize>> = if lower { Box::new(0..n) } else { Box::new((0..n).rev()) };
         if let Some(i) = order.find(|&i| d[i] == 0.0) {
@@ -466,30 +471,28 @@ pub fn mt(a: &Tensor) -> Result<Tensor> {
     Ok(a.transpose(r - 2, r - 1)?)
 }
 
-/// A `[rows, cols]` mask with ones where `keep(col - row)`.
-fn band_mask(a: &Tensor, keep: impl Fn(i64) -> bool) -> Result<Tensor> {
+/// A `[rows, cols]` mask (in `a`'s dtype, on its device) with ones where `col - row <= k`
+/// (`lower`) or `>= k`.
+fn band_mask(a: &Tensor, k: i64, lower: bool) -> Result<Tensor> {
     let r = a.rank();
     if r < 2 {
         return Err(Error::shape_mismatch("`tril`/`triu` need rank >= 2", &[0, 0], a.dims()));
     }
     let (rows, cols) = (a.dims()[r - 2], a.dims()[r - 1]);
-    let v: Vec<f64> = (0..rows)
-        .flat_map(|i| (0..cols).map(move |j| j as i64 - i as i64))
-        .map(|d| if keep(d) { 1.0 } else { 0.0 })
-        .collect();
-    Ok(Tensor::from_vec(v, (rows, cols), a.device())?.to_dtype(a.dtype())?)
+    let index = |n: usize| -> Result<Tensor> { Ok(Tensor::arange(0u32, n as u32, a.device())?.to_dtype(a.dtype())?) };
+    let d = index(cols)?.unsqueeze(0)?.broadcast_sub(&index(rows)?.unsqueeze(1)?)?;
+    let keep = if lower { d.le(k as f64)? } else { d.ge(k as f64)? };
+    Ok(keep.to_dtype(a.dtype())?)
 }
 
 /// The lower triangle of `a` on and below the `k`-th diagonal (`k = -1`: strictly lower); the rest is zero.
 pub fn tril(a: &Tensor, k: i64) -> Result<Tensor> {
-    let m = band_mask(a, |d| d <= k)?;
-    Ok(a.broadcast_mul(&m)?)
+    Ok(a.broadcast_mul(&band_mask(a, k, true)?)?)
 }
 
 /// The upper triangle of `a` on and above the `k`-th diagonal; the rest is zero.
 pub fn triu(a: &Tensor, k: i64) -> Result<Tensor> {
-    let m = band_mask(a, |d| d >= k)?;
-    Ok(a.broadcast_mul(&m)?)
+    Ok(a.broadcast_mul(&band_mask(a, k, false)?)?)
 }
 
 /// The diagonals `[..., n]` of a batch of square matrices `[..., n, n]`.

@@ -20,7 +20,7 @@ use crate::dist::kernels;
 use crate::error::{Error, Result};
 use candle_core::backend::BackendStorage;
 use candle_core::shape::Dim;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Shape, Tensor};
 use scalar::LN_SQRT_2PI;
 
 /// A derivative `d/dx f(x)` built from `x` and `f(x)`.
@@ -375,11 +375,15 @@ fn host_map<const N: usize>(what: &str, args: [&Tensor; N], f: impl Fn([f64; N])
     }
     let cols = args
         .iter()
-        .map(|a| Ok(a.detach().broadcast_as(shape.as_slice())?.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?))
+        .map(|a| {
+            // To the host before the cast to f64 (Metal has no f64).
+            let a = a.detach().broadcast_as(shape.as_slice())?.flatten_all()?.to_device(&Device::Cpu)?;
+            Ok(a.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+        })
         .collect::<Result<Vec<_>>>()?;
     let n: usize = shape.iter().product();
     let out: Vec<f64> = (0..n).map(|i| f(std::array::from_fn(|j| cols[j][i]))).collect();
-    Ok(Tensor::from_vec(out, shape, args[0].device())?.to_dtype(dtype)?)
+    Ok(Tensor::from_vec(out, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(args[0].device())?)
 }
 
 /// The regularized lower incomplete gamma function `P(a, x)` (values only, no gradient).

@@ -201,8 +201,7 @@ fn lgamma_far(t: &Tensor) -> Result<Tensor> {
 
 /// `log |Γ(x)|`; reflection `ln π - ln |sin πx| - lgamma(1 - x)` for `x < 0`.
 pub(super) fn lgamma(x: &Tensor) -> Result<Tensor> {
-    let neg = x.lt(0.0)?;
-    let t = neg.where_cond(&x.affine(-1.0, 1.0)?, x)?;
+    let (neg, t, ..) = reflect_and_shift(x, false, 0.0)?;
     let direct = lgamma_nonneg(&t)?;
     let sin = (frac(x)? * PI)?.sin()?.abs()?;
     let reflected = (sin.log()?.affine(-1.0, PI.ln())? - &direct)?;
@@ -210,23 +209,41 @@ pub(super) fn lgamma(x: &Tensor) -> Result<Tensor> {
     set_where(&x.eq(f64::NEG_INFINITY)?, f64::INFINITY, &y)
 }
 
+/// The polygamma recurrences' set-up: `neg` (where the reflection applies: `x < 0`, or `x ≤ 0`
+/// if `at_zero`), `t` (`1 - x` there, else `x`), `small` (`t < n`) and `shifted` (`t + n` there).
+fn reflect_and_shift(x: &Tensor, at_zero: bool, n: f64) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
+    let neg = if at_zero { x.le(0.0)? } else { x.lt(0.0)? };
+    let t = neg.where_cond(&x.affine(-1.0, 1.0)?, x)?;
+    let small = t.lt(n)?;
+    let shifted = small.where_cond(&t.affine(1.0, n)?, &t)?;
+    Ok((neg, t, small, shifted))
+}
+
+/// `Σ_{k<n} (t + k)^-p` where `small`, else 0: what the recurrence moves past.
+fn recurrence_sum(t: &Tensor, small: &Tensor, n: usize, p: i32) -> Result<Tensor> {
+    let mut acc = t.zeros_like()?;
+    for k in 0..n {
+        let tk = t.affine(1.0, k as f64)?;
+        let pow = match p {
+            1 => tk,
+            2 => tk.sqr()?,
+            _ => (tk.sqr()? * &tk)?,
+        };
+        acc = (acc + pow.recip()?)?;
+    }
+    Ok(small.where_cond(&acc, &t.zeros_like()?)?)
+}
+
 /// `ψ(x)`: `asym(t + 10) - Σ_{k<10} 1/(t + k)` below 10; reflection `ψ(1 - x) - π cot πx` for
 /// `x < 0`; `-inf` at the poles (as statrs).
 pub(super) fn digamma(x: &Tensor) -> Result<Tensor> {
-    let neg = x.lt(0.0)?;
-    let t = neg.where_cond(&x.affine(-1.0, 1.0)?, x)?;
-    let small = t.lt(GAMMA_SHIFT as f64)?;
-    let shifted = small.where_cond(&t.affine(1.0, GAMMA_SHIFT as f64)?, &t)?;
-    let mut s = t.recip()?;
-    for k in 1..GAMMA_SHIFT {
-        s = (s + t.affine(1.0, k as f64)?.recip()?)?;
-    }
+    let (neg, t, small, shifted) = reflect_and_shift(x, false, GAMMA_SHIFT as f64)?;
     // ψ(x) ~ ln x - 1/(2x) - Σ B₂ₖ / (2k x^(2k)), k ≤ 7.
     let r = shifted.recip()?;
     let z = r.sqr()?;
     let c = [1.0 / 12.0, -691.0 / 32760.0, 1.0 / 132.0, -1.0 / 240.0, 1.0 / 252.0, -1.0 / 120.0, 1.0 / 12.0];
     let asym = ((shifted.log()? - (r * 0.5)?)? - (horner(&z, &c)? * z)?)?;
-    let direct = (asym - small.where_cond(&s, &t.zeros_like()?)?)?;
+    let direct = (asym - recurrence_sum(&t, &small, GAMMA_SHIFT, 1)?)?;
     let pr = (frac(x)? * PI)?;
     let cot = (pr.cos()? / pr.sin()?)?;
     let reflected = (&direct - (cot * PI)?)?;
@@ -239,21 +256,14 @@ pub(super) fn digamma(x: &Tensor) -> Result<Tensor> {
 /// `ψ₁(x)`: recurrence to `x ≥ 12`, asymptotic series; reflection `π²/sin²(πx) - ψ₁(1 - x)` for
 /// `x ≤ 0` (`+inf` at the poles, NaN at `-inf`).
 pub(super) fn trigamma(x: &Tensor) -> Result<Tensor> {
-    let neg = x.le(0.0)?;
-    let t = neg.where_cond(&x.affine(-1.0, 1.0)?, x)?;
-    let small = t.lt(12.0)?;
-    let shifted = small.where_cond(&t.affine(1.0, 12.0)?, &t)?;
-    let mut acc = t.sqr()?.recip()?;
-    for k in 1..12 {
-        acc = (acc + t.affine(1.0, k as f64)?.sqr()?.recip()?)?;
-    }
+    let (neg, t, small, shifted) = reflect_and_shift(x, true, 12.0)?;
     let r = shifted.recip()?;
     let z = r.sqr()?;
     // ψ₁(x) ~ 1/x + 1/(2x²) + Σ B₂ₖ / x^(2k+1), k ≤ 6.
     let c = [-691.0 / 2730.0, 5.0 / 66.0, -1.0 / 30.0, 1.0 / 42.0, -1.0 / 30.0, 1.0 / 6.0];
     let series = ((horner(&z, &c)? * &z)? * &r)?;
     let asym = ((&r + (&z * 0.5)?)? + series)?;
-    let direct = (asym + small.where_cond(&acc, &t.zeros_like()?)?)?;
+    let direct = (asym + recurrence_sum(&t, &small, 12, 2)?)?;
     let s = (frac(x)? * PI)?.sin()?;
     let reflected = (s.sqr()?.recip()?.affine(PI * PI, 0.0)? - &direct)?;
     let y = neg.where_cond(&reflected, &direct)?;
@@ -263,22 +273,14 @@ pub(super) fn trigamma(x: &Tensor) -> Result<Tensor> {
 /// `ψ₂(x)`: recurrence to `x ≥ 12`, asymptotic series; reflection
 /// `ψ₂(1 - x) - 2π³ cot(πx) / sin²(πx)` for `x ≤ 0` (NaN at the poles and at `-inf`).
 pub(super) fn tetragamma(x: &Tensor) -> Result<Tensor> {
-    let neg = x.le(0.0)?;
-    let t = neg.where_cond(&x.affine(-1.0, 1.0)?, x)?;
-    let small = t.lt(12.0)?;
-    let shifted = small.where_cond(&t.affine(1.0, 12.0)?, &t)?;
-    let mut acc = (t.sqr()? * &t)?.recip()?;
-    for k in 1..12 {
-        let tk = t.affine(1.0, k as f64)?;
-        acc = (acc + (tk.sqr()? * tk)?.recip()?)?;
-    }
+    let (neg, t, small, shifted) = reflect_and_shift(x, true, 12.0)?;
     let r = shifted.recip()?;
     let z = r.sqr()?;
     // ψ₂(x) ~ -1/x² - 1/x³ - Σ (2k+1) B₂ₖ / x^(2k+2), k ≤ 6.
     let c = [691.0 / 210.0, -5.0 / 6.0, 0.3, -1.0 / 6.0, 1.0 / 6.0, -0.5];
     let series = (horner(&z, &c)? * z.sqr()?)?;
     let asym = ((series - &z)? - (&z * &r)?)?;
-    let direct = (asym - small.where_cond(&(acc * 2.0)?, &t.zeros_like()?)?)?;
+    let direct = (asym - (recurrence_sum(&t, &small, 12, 3)? * 2.0)?)?;
     let pr = (frac(x)? * PI)?;
     let (s, c) = (pr.sin()?, pr.cos()?);
     let reflected = (&direct - (c / (s.sqr()? * &s)?)?.affine(2.0 * PI.powi(3), 0.0)?)?;

@@ -34,8 +34,9 @@ pub fn cpu_kernels(device: &Device) -> bool {
 /// Runs `f` with the device-generic path forced on the CPU for this thread only, restoring the
 /// previous setting afterwards (also when `f` panics). Nested calls are fine.
 ///
-/// A graph keeps the forward path it was built with; the backward formulas of the CPU kernels
-/// run on whichever path is active when the backward pass runs (both give the same gradients).
+/// Build and differentiate a graph under the same setting: the CPU kernels' backward formulas
+/// call other special functions, which would take the generic path inside `f` (and trigamma's
+/// backward calls tetragamma, whose generic path refuses tracked inputs).
 pub fn with_generic<T>(f: impl FnOnce() -> T) -> T {
     struct Restore(bool);
     impl Drop for Restore {

@@ -3,6 +3,7 @@
 //! sampling, importance sampling, diagnostics and initialisation strategies.
 
 pub mod autoguide;
+pub mod checks;
 pub mod diagnostics;
 pub mod elbo;
 pub mod importance;

@@ -334,6 +334,11 @@ fn same_seed_same_chains_and_threads_equal_sequential() -> Result<()> {
     assert_eq!(flat(&a), flat(&b));
     assert_eq!(flat(&a), flat(&c));
     assert_ne!(flat(&a), flat(&d));
+    // Thinning keeps every other draw of the same chains.
+    let thin = Mcmc::new(Nuts::new(normal_normal), McmcConfig { thinning: 2, ..cfg(50, 50, 3, 11) }).run(&y)?;
+    let every_other: Vec<Vec<f64>> =
+        a.get("mu").unwrap().to_vec2::<f64>()?.iter().map(|c| c.iter().step_by(2).copied().collect()).collect();
+    assert_eq!(thin.get("mu").unwrap().to_vec2::<f64>()?, every_other);
     // Chains differ from each other.
     let mu = a.get("mu").unwrap().to_vec2::<f64>()?;
     assert_ne!(mu[0], mu[1]);
@@ -391,6 +396,16 @@ fn model_errors_are_returned_naming_the_site() {
     };
     let err = Mcmc::new(Nuts::new(discrete), cfg(10, 10, 1, 0)).run(&()).unwrap_err().to_string();
     assert!(err.contains("site `k`") && err.contains("discrete"), "{err}");
+
+    let panics = |_: &()| -> Result<()> {
+        let x = ppl::sample("x", Normal::new(0.0, 1.0)?)?;
+        if x.to_scalar::<f64>()?.is_finite() {
+            panic!("boom at every point");
+        }
+        Ok(())
+    };
+    let err = Mcmc::new(Nuts::new(panics), cfg(10, 10, 2, 0)).run(&()).unwrap_err().to_string();
+    assert!(err.contains("the model panicked: boom at every point"), "{err}");
 }
 
 #[test]

@@ -22,7 +22,7 @@
 use crate::dist::biject_to;
 use crate::error::{Error, Result};
 use crate::handlers::{Data, Seed, substitute, trace};
-use crate::infer::potential::{Potential, is_recoverable, site_log_prob_sum};
+use crate::infer::potential::{Potential, catch_panic, is_recoverable, site_log_prob_sum};
 use crate::infer::program::Program;
 use crate::rng::Rng;
 use crate::runtime::{Handler, with_handler};
@@ -213,8 +213,7 @@ pub fn init_trace<A: ?Sized, M, P: Program<A, M>>(
 ) -> Result<Trace> {
     let handler = InitHandler::new(strategy.clone(), rng.split());
     let seed = Seed::from_rng(rng.split());
-    let ((out, _), _) = with_handler(seed, || with_handler(handler, || trace(|| model.run(args))));
-    Ok(out?.1)
+    catch_panic(|| with_handler(seed, || with_handler(handler, || trace(|| model.run(args))).0).0).map(|(_, tr)| tr)
 }
 
 /// The constrained latent values of a trace, by site name.

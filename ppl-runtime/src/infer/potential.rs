@@ -114,6 +114,22 @@ impl SiteLayout {
     }
 }
 
+/// Runs `f`, turning a panic inside it into an error (so a model that panics stops its chain
+/// with an error instead of tearing down the run).
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".into());
+            Err(Error::invalid_arg("MCMC", "model", format!("the model panicked: {msg}")))
+        }
+    }
+}
+
 /// Whether `biject_to(c)` is the identity (no transform, no Jacobian).
 fn is_real(c: &Constraint) -> bool {
     match c {
@@ -520,23 +536,12 @@ impl<'m, A: ?Sized, M, P: Program<A, M>> ModelPotential<'m, A, M, P> {
         let handler = PotentialHandler { state: self.state.clone() };
         let model = self.model;
         let args = self.args;
-        let run =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| with_handler(handler, || model.run(args)).0));
+        let run = catch_panic(|| with_handler(handler, || model.run(args)).0);
         let mut st = self.state.borrow_mut();
         for v in st.values.iter_mut() {
             *v = None;
         }
-        match run {
-            Ok(r) => r.map(|_| ())?,
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "(no message)".into());
-                return Err(Error::invalid_arg("potential", "model", format!("the model panicked: {msg}")));
-            }
-        }
+        run?;
         if let Some(i) = st.seen.iter().position(|s| !s) {
             return Err(Error::invalid_arg(
                 "potential",

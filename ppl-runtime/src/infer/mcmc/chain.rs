@@ -96,7 +96,7 @@ impl<'a> Recorder<'a> {
             }
         }
         self.accept_sum += stats.accept_prob;
-        if !tuning && (i - self.num_warmup) % self.thinning == 0 {
+        if !tuning && (i - self.num_warmup).is_multiple_of(self.thinning) {
             self.out.positions.extend_from_slice(position);
             self.out.stats.push(stats);
         }

@@ -245,14 +245,14 @@ impl Welford {
         let delta: Vec<f64> = x.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
         self.mean.iter_mut().zip(&delta).for_each(|(m, dl)| *m += dl / self.n);
         if self.dense {
-            for i in 0..d {
-                for j in 0..d {
-                    self.m2[i * d + j] += delta[i] * (x[j] - self.mean[j]);
+            for (i, di) in delta.iter().enumerate() {
+                for (j, (xj, mj)) in x.iter().zip(&self.mean).enumerate() {
+                    self.m2[i * d + j] += di * (xj - mj);
                 }
             }
         } else {
-            for i in 0..d {
-                self.m2[i] += delta[i] * (x[i] - self.mean[i]);
+            for ((m2, di), (xi, mi)) in self.m2.iter_mut().zip(&delta).zip(x.iter().zip(&self.mean)) {
+                *m2 += di * (xi - mi);
             }
         }
     }
@@ -284,6 +284,9 @@ struct Integrator<'p, T: Potential> {
     v: Vec<f64>,
 }
 
+/// A point of the chain: position, log-density, gradient.
+type Point = (Vec<f64>, f64, Vec<f64>);
+
 /// Outcome of a trajectory.
 struct Trajectory {
     x: Vec<f64>,
@@ -303,7 +306,7 @@ impl<T: Potential> Integrator<'_, T> {
         g: &[f64],
         eps: f64,
         n: usize,
-    ) -> Result<Option<(Vec<f64>, f64, Vec<f64>)>> {
+    ) -> Result<Option<Point>> {
         let mut x = x.to_vec();
         let mut g = g.to_vec();
         let mut lp = f64::NAN;
@@ -344,7 +347,7 @@ impl<T: Potential> Integrator<'_, T> {
             return Ok((stay(true), 0.0));
         };
         let h1 = -lp1 + metric.kinetic(&p, &mut scratch);
-        let diverged = !(h1 - h0 < 1000.0);
+        let diverged = h1.is_nan() || h1 - h0 >= 1000.0;
         let accept = if h1.is_finite() { (h0 - h1).exp().min(1.0) } else { 0.0 };
         if !diverged && rng.uniform_open01() < accept {
             Ok((Trajectory { x: x1, lp: lp1, grad: g1, energy: h1, diverged }, accept))
@@ -382,7 +385,8 @@ impl<T: Potential> Integrator<'_, T> {
         for _ in 0..100 {
             eps = if up { eps * 2.0 } else { eps / 2.0 };
             let h = log_accept(self, eps, rng)?;
-            if (up && !(h > target)) || (!up && !(h < target)) || !(1e-10..1e7).contains(&eps) {
+            let crossed = h.is_nan() || if up { h <= target } else { h >= target };
+            if crossed || !(1e-10..1e7).contains(&eps) {
                 break;
             }
         }

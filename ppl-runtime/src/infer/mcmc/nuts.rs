@@ -139,6 +139,23 @@ fn from_nuts(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -
     }
 }
 
+/// nuts-rs settings of type `$ty` (diagonal or low-rank; their adaptation types differ, so a
+/// generic function cannot set both) from ppl's configs.
+macro_rules! nuts_settings {
+    ($ty:ty, $cfg:expr, $c:expr) => {{
+        let mut s = <$ty>::default();
+        s.num_tune = $cfg.num_warmup as u64;
+        s.num_draws = $cfg.num_samples as u64;
+        s.num_chains = 1;
+        s.seed = $cfg.seed;
+        s.maxdepth = $c.max_tree_depth;
+        s.max_energy_error = $c.max_energy_error;
+        s.store_divergences = false;
+        s.adapt_options.step_size_settings.target_accept = $c.target_accept_prob;
+        s
+    }};
+}
+
 /// Runs one nuts-rs chain with `settings` from `init`, recording every draw.
 macro_rules! drive_chain {
     ($settings:expr, $adapter:expr, $rng:expr, $init:expr, $cfg:expr, $recorder:expr) => {{
@@ -180,6 +197,7 @@ where
         model_layout(&self.model, args)
     }
 
+    #[allow(clippy::field_reassign_with_default)] // nuts-rs settings have no constructor
     fn run_chain(
         &self,
         args: &A,
@@ -204,28 +222,12 @@ where
         let c = &self.config;
         match c.mass_matrix {
             MassMatrix::Diagonal => {
-                let mut s = DiagNutsSettings::default();
-                s.num_tune = cfg.num_warmup as u64;
-                s.num_draws = cfg.num_samples as u64;
-                s.num_chains = 1;
-                s.seed = cfg.seed;
-                s.maxdepth = c.max_tree_depth;
-                s.max_energy_error = c.max_energy_error;
-                s.store_divergences = false;
-                s.adapt_options.step_size_settings.target_accept = c.target_accept_prob;
+                let s = nuts_settings!(DiagNutsSettings, cfg, c);
                 let adapter = LogpAdapter { potential: &mut pot };
                 drive_chain!(s, adapter, rng.inner(), &init, cfg, recorder);
             }
             MassMatrix::Dense | MassMatrix::LowRank => {
-                let mut s = LowRankNutsSettings::default();
-                s.num_tune = cfg.num_warmup as u64;
-                s.num_draws = cfg.num_samples as u64;
-                s.num_chains = 1;
-                s.seed = cfg.seed;
-                s.maxdepth = c.max_tree_depth;
-                s.max_energy_error = c.max_energy_error;
-                s.store_divergences = false;
-                s.adapt_options.step_size_settings.target_accept = c.target_accept_prob;
+                let mut s = nuts_settings!(LowRankNutsSettings, cfg, c);
                 if c.mass_matrix == MassMatrix::Dense {
                     s.adapt_options.mass_matrix_options.eigval_cutoff = 1.0;
                 }

@@ -10,7 +10,7 @@ use crate::infer::init::InitHandler;
 use crate::infer::mcmc::chain::{ChainDraws, ChainProgress};
 use crate::infer::mcmc::config::{ChainMethod, McmcConfig};
 use crate::infer::mcmc::samples::McmcSamples;
-use crate::infer::potential::{CastArgs, Layout};
+use crate::infer::potential::{CastArgs, Layout, catch_panic};
 use crate::infer::program::Program;
 use crate::rng::Rng;
 use crate::runtime::with_handler;
@@ -48,8 +48,8 @@ pub trait Kernel<A: ?Sized>: Sync {
 /// random draws of the model's own, observed values converted to the thread's dtype).
 pub(crate) fn model_layout<A: ?Sized, M, P: Program<A, M>>(model: &P, args: &A) -> Result<Layout> {
     let handler = InitHandler::new(InitStrategy::Feasible, Rng::seed_from_u64(0));
-    let (out, _) = seed(0, || with_handler(handler, || trace(|| model.run(args))));
-    Layout::from_trace(&out?.1)
+    let (_, tr) = catch_panic(|| seed(0, || with_handler(handler, || trace(|| model.run(args))).0))?;
+    Layout::from_trace(&tr)
 }
 
 /// The generator of chain `chain` of a run seeded with `seed`.

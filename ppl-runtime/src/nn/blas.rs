@@ -2,6 +2,7 @@
 //! Debian: `apt-get install libopenblas-dev`).
 
 use crate::nn::cpu::{self, Elem};
+use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Tensor};
 use cblas_sys::{CBLAS_TRANSPOSE, CblasNoTrans, CblasRowMajor, CblasTrans, cblas_dgemm, cblas_sgemm};
 

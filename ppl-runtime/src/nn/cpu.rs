@@ -105,7 +105,7 @@ pub(crate) fn tensor<T: WithDType>(v: Vec<T>, shape: &[usize]) -> candle_core::R
 /// `f(first_row, block)` on each, across Candle's thread count when `work` (elements touched)
 /// is large enough; the calling thread takes the first block.
 pub(crate) fn par_rows<U: Send>(out: &mut [U], per_row: usize, work: usize, f: impl Fn(usize, &mut [U]) + Sync) {
-    let rows = if per_row == 0 { 0 } else { out.len() / per_row };
+    let rows = out.len().checked_div(per_row).unwrap_or(0);
     let threads = candle_core::utils::get_num_threads().max(1).min(rows.max(1));
     if work < PAR_MIN_WORK || threads <= 1 {
         f(0, out);

@@ -293,7 +293,7 @@ struct Fused<K> {
 
 fn reduce_rows<T: Elem, K: RowKernel<N>, const N: usize>(ins: [&[T]; N], rows: usize) -> Vec<T> {
     let n = ins[0].len();
-    let cols = if rows == 0 { 0 } else { n / rows };
+    let cols = n.checked_div(rows).unwrap_or(0);
     let mut out = vec![T::ZERO; rows];
     cpu::par_rows(&mut out, 1, n, |r0, o| {
         for (j, o) in o.iter_mut().enumerate() {
@@ -309,7 +309,7 @@ fn reduce_rows<T: Elem, K: RowKernel<N>, const N: usize>(ins: [&[T]; N], rows: u
 fn grad_rows<T: Elem, K: RowKernel<N>, const N: usize>(ins: [&[T]; N], g: &[T], want: [bool; N]) -> Vec<Option<Vec<T>>> {
     let n = ins[0].len();
     let rows = g.len();
-    let cols = if rows == 0 { 0 } else { n / rows };
+    let cols = n.checked_div(rows).unwrap_or(0);
     let slots: Vec<usize> = (0..N).filter(|&k| want[k]).collect();
     let mut outs: Vec<Vec<T>> = slots.iter().map(|_| vec![T::ZERO; n]).collect();
     par_blocks(&mut outs, rows, cols, n, |r0, block| {
@@ -472,7 +472,7 @@ fn lse_parts<T: Elem>(l: &[T]) -> (T, T) {
 
 fn categorical_fwd<T: Elem>(l: &[T], idx: &[u32], k: usize, rows: usize) -> Vec<T> {
     let n = idx.len();
-    let cols = if rows == 0 { 0 } else { n / rows };
+    let cols = n.checked_div(rows).unwrap_or(0);
     let mut out = vec![T::ZERO; rows];
     cpu::par_rows(&mut out, 1, n * k, |r0, o| {
         for (j, o) in o.iter_mut().enumerate() {
@@ -492,7 +492,7 @@ fn categorical_fwd<T: Elem>(l: &[T], idx: &[u32], k: usize, rows: usize) -> Vec<
 fn categorical_bwd<T: Elem>(l: &[T], idx: &[u32], k: usize, g: &[T]) -> Vec<T> {
     let n = idx.len();
     let rows = g.len();
-    let cols = if rows == 0 { 0 } else { n / rows };
+    let cols = n.checked_div(rows).unwrap_or(0);
     let mut out = vec![T::ZERO; n * k];
     cpu::par_rows(&mut out, cols * k, n * k, |r0, o| {
         for (j, orow) in o.chunks_mut((cols * k).max(1)).enumerate() {

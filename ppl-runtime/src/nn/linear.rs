@@ -8,6 +8,7 @@ use crate::nn::cpu::{self, Elem};
 use crate::nn::init;
 use crate::primitives::{ParamOptions, param_with};
 use crate::site::ParamInit;
+#[cfg(not(feature = "openblas"))]
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 

@@ -74,7 +74,7 @@ fn logistic_data() -> Result<(Tensor, Tensor)> {
 
 fn logistic(data: &(Tensor, Tensor)) -> Result<()> {
     let (x, y) = data;
-    let beta = ppl::sample("beta", Normal::new(0.0, 1.0)?.expand(&[x.dim(1)?])?.to_event(1))?;
+    let beta = ppl::sample("beta", Normal::new(0.0, 1.0)?.expand(&[x.dim(1)?])?.to_event(1)?)?;
     let logits = x.matmul(&beta.unsqueeze(1)?)?.squeeze(1)?;
     ppl::plate("data", x.dim(0)?, |_| ppl::observe("y", Bernoulli::from_logits(&logits)?, y).map(|_| ()))
 }

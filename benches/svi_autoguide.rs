@@ -29,7 +29,8 @@ fn logistic(d: &(Tensor, Tensor)) -> Result<()> {
 fn hand(d: &(Tensor, Tensor)) -> Result<()> {
     let dev = d.0.device();
     let loc = param!("loc", ParamInit::lazy(|| Ok(Tensor::zeros(D, DType::F32, dev)?)));
-    let scale = param!("scale", ParamInit::lazy(|| Ok((Tensor::ones(D, DType::F32, dev)? * 0.1)?)), constraint = positive);
+    let scale =
+        param!("scale", ParamInit::lazy(|| Ok((Tensor::ones(D, DType::F32, dev)? * 0.1)?)), constraint = positive);
     sample!("w", Normal::new(&loc, &scale)?.to_event(1)?);
     Ok(())
 }
@@ -45,7 +46,13 @@ fn data() -> Result<(Tensor, Tensor)> {
 }
 
 /// One SVI step: single-particle ELBO, backward, Adam.
-fn step<M>(guide: &impl Program<(Tensor, Tensor), M>, args: &(Tensor, Tensor), store: &ParamStore, adam: &mut Adam, i: u64) -> Result<()> {
+fn step<M>(
+    guide: &impl Program<(Tensor, Tensor), M>,
+    args: &(Tensor, Tensor),
+    store: &ParamStore,
+    adam: &mut Adam,
+    i: u64,
+) -> Result<()> {
     let loss = store.scope(|| {
         seed(i, || -> Result<Tensor> {
             let (_, gtr) = trace(|| guide.run(args))?;
@@ -58,7 +65,13 @@ fn step<M>(guide: &impl Program<(Tensor, Tensor), M>, args: &(Tensor, Tensor), s
     Ok(())
 }
 
-fn per_step_us<M>(guide: &impl Program<(Tensor, Tensor), M>, args: &(Tensor, Tensor), store: &ParamStore, adam: &mut Adam, steps: u64) -> Result<f64> {
+fn per_step_us<M>(
+    guide: &impl Program<(Tensor, Tensor), M>,
+    args: &(Tensor, Tensor),
+    store: &ParamStore,
+    adam: &mut Adam,
+    steps: u64,
+) -> Result<f64> {
     let t = Instant::now();
     for i in 0..steps {
         step(guide, args, store, adam, i)?;

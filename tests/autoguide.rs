@@ -329,7 +329,14 @@ fn laplace_covariance_is_the_inverse_finite_difference_hessian() {
     let det = huu * hmm - hum * hum;
     let want = [[hmm / det, -hum / det], [-hum / det, huu / det]];
     let mvn = guide.laplace_approximation(&store, &args).unwrap();
-    let l = store.get("AutoLaplaceApproximation.mvn.scale_tril").unwrap().unwrap().to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
+    let l = store
+        .get("AutoLaplaceApproximation.mvn.scale_tril")
+        .unwrap()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec2::<f64>()
+        .unwrap();
     for i in 0..2 {
         for j in 0..2 {
             let c: f64 = (0..2).map(|k| l[i][k] * l[j][k]).sum();
@@ -394,10 +401,25 @@ fn auto_normal_gamma_poisson_median_and_quantiles() {
     assert!(q[0] < 2.6970303 && 2.6970303 < q[1], "quantiles {q:?} must bracket the median");
     assert_close("q05", q[0], 1.9630890, 0.1);
     assert_close("q95", q[1], 3.5946338, 0.12);
-    // The fitted posterior as a distribution: log-normal, whose median is the same.
+    // The fitted posterior as a distribution: a Normal pushed through exp, whose cdf at the
+    // median is 1/2 (checked through its log-density: d/dy P(Y <= y) by the transform).
     let post = guide.get_posterior(&store).unwrap();
     let lp_at_median = scalar(&post["rate"].log_prob(&Tensor::new(med as f32, &Device::Cpu).unwrap()).unwrap());
-    assert!(lp_at_median.is_finite());
+    let (loc, scale) = (
+        scalar(&store.get("AutoNormal.locs.rate").unwrap().unwrap()),
+        scalar(&store.get("AutoNormal.scales.rate").unwrap().unwrap()),
+    );
+    let want = -0.5 * (2.0 * std::f64::consts::PI).ln() - scale.ln() - med.ln();
+    assert_close("log q(median)", lp_at_median, want, 1e-4);
+    assert_close("median = exp(loc)", med, loc.exp(), 1e-4 * med);
+    // Predictive accepts the autoguide: posterior draws of the latent and of new counts.
+    let out = Predictive::from_guide(model, guide.clone(), &store, 400).seed(0).run(&counts()).unwrap();
+    let mut rates = vec1(&out["rate"]);
+    assert_eq!(rates.len(), 400);
+    rates.sort_by(f64::total_cmp);
+    // Median of 400 draws: standard error ≈ 1.25 · 0.5 / √400 ≈ 0.03.
+    assert_close("predictive median of rate", rates[200], med, 0.13);
+    assert_eq!(out["counts"].dims(), &[400, 10]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,7 +489,8 @@ fn iaf_log_density_matches_a_finite_difference_jacobian() {
             jac[i][j] = (yp[i] - ym[i]) / (2.0 * h);
         }
     }
-    let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1]) - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
+    let det = jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
+        - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
         + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]);
     // log q(y) = log N(x; 0, I) - log|det J| with J by finite differences.
     let log_n: f64 = x0.iter().map(|v| -0.5 * v * v - 0.5 * (2.0 * std::f64::consts::PI).ln()).sum();
@@ -529,7 +552,10 @@ fn subsampled_hierarchical_model_trains_with_local_parameters() {
     }
     // A fresh optimizer's step (no momentum from earlier steps) moves exactly those parameters.
     Adam::new(0.01).step(&store, &grads).unwrap();
-    let after = (vec1(&store.get("AutoNormal.locs.theta").unwrap().unwrap()), vec1(&store.get("AutoNormal.scales.theta").unwrap().unwrap()));
+    let after = (
+        vec1(&store.get("AutoNormal.locs.theta").unwrap().unwrap()),
+        vec1(&store.get("AutoNormal.scales.theta").unwrap().unwrap()),
+    );
     let changed: Vec<usize> = (0..GROUPS).filter(|&i| before.0[i] != after.0[i]).collect();
     let changed_scales: Vec<usize> = (0..GROUPS).filter(|&i| before.1[i] != after.1[i]).collect();
     assert_eq!(changed, want);
@@ -623,8 +649,8 @@ fn discrete_latent_site_is_an_error_naming_it() {
     assert!(err.contains("coin") && err.contains("discrete") && err.contains("AutoGuideList"), "{err}");
     // ... and a guide list with a hand-written part for it works.
     let guide = AutoGuideList::new()
-        .add(AutoNormal::new(hide(model, ["coin"])))
-        .add_custom(|_: &()| ppl::sample("coin", Bernoulli::new(0.5)?));
+        .append(AutoNormal::new(hide(model, ["coin"])))
+        .append_custom(|_: &()| ppl::sample("coin", Bernoulli::new(0.5)?));
     let (_, tr) = store.scope(|| seed(0, || trace(|| guide.run(&())))).unwrap();
     assert!(tr.contains("coin") && tr.contains("x"));
     assert_eq!(guide.latent_sites().unwrap(), vec!["x".to_string()]);

@@ -2,12 +2,10 @@
 //! full-covariance and low-rank Normal families, and the machinery the Laplace and IAF guides share.
 
 use super::normal::sample_pushed;
-use super::prototype::{Prototype, in_plates};
+use super::prototype::{Prototype, run_sites};
 use super::{AutoGuide, Shared, normal_quantiles};
 use crate::dist::linalg;
-use crate::dist::{
-    Constraint, DistRef, DistributionExt, LowRankMultivariateNormal, MultivariateNormal, Normal,
-};
+use crate::dist::{Constraint, DistRef, DistributionExt, LowRankMultivariateNormal, MultivariateNormal, Normal};
 use crate::error::Result;
 use crate::handlers::Data;
 use crate::infer::init::InitStrategy;
@@ -18,8 +16,6 @@ use crate::rng::Rng;
 use crate::runtime::with_rng;
 use crate::site::{InferConfig, ParamInit};
 use candle_core::Tensor;
-use std::cell::RefCell;
-use std::collections::HashMap;
 
 /// Reads a fitted parameter of the guide by the suffix of its name (`"loc"`, `"scale"`, ...).
 pub type ParamGetter<'a> = dyn Fn(&str) -> Result<Tensor> + 'a;
@@ -130,14 +126,9 @@ impl<A: ?Sized, M, P: Program<A, M>, F: LatentFamily> Program<A, AutoGuideMarker
         let q = self.family.latent(prefix, &init)?;
         let opts = SampleOptions::new().infer(InferConfig::new().auxiliary());
         let z = sample_with(format!("_{prefix}_latent"), q, opts)?;
-        let memo = RefCell::new(HashMap::new());
         let zero = Tensor::zeros((), z.dtype(), z.device())?;
-        let mut out = Data::with_capacity(proto.sites.len());
-        for (s, x) in proto.sites.iter().zip(proto.unpack(&z)?) {
-            let v = in_plates(&s.frames, &memo, &mut || sample_pushed(s, &x, &zero)).map_err(|e| e.at_site(&s.name, None))?;
-            out.insert(s.name.clone(), v);
-        }
-        Ok(out)
+        let xs = proto.unpack(&z)?;
+        run_sites(&proto, |i, s| sample_pushed(s, &xs[i], &zero))
     }
 }
 

@@ -1,6 +1,6 @@
 //! `AutoDelta`: a point mass per latent site (MAP estimation).
 
-use super::prototype::in_plates;
+use super::prototype::run_sites;
 use super::{AutoGuide, GuideDelta, Shared, normal_quantiles};
 use crate::dist::{Delta, DistRef, DistributionExt};
 use crate::error::Result;
@@ -12,7 +12,6 @@ use crate::primitives::{ParamOptions, param_with, sample};
 use crate::rng::Rng;
 use crate::site::ParamInit;
 use candle_core::Tensor;
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// A point mass per latent site (Pyro's `AutoDelta`): the parameter `{prefix}.{site}` holds the
@@ -63,22 +62,15 @@ impl<A: ?Sized, M, P: Program<A, M>> Program<A, AutoGuideMarker> for AutoDelta<P
     type Output = Data;
     fn run(&self, args: &A) -> Result<Data> {
         let proto = self.shared.prototype(args)?;
-        let memo = RefCell::new(HashMap::new());
-        let mut out = Data::with_capacity(proto.sites.len());
-        for s in &proto.sites {
-            let v = in_plates(&s.frames, &memo, &mut || {
-                let v = param_with(
-                    format!("{}.{}", self.shared.prefix, s.name),
-                    ParamInit::lazy(|| s.transform.forward(&s.init)),
-                    ParamOptions { constraint: s.support.clone(), event_dim: Some(s.event_dim), meta: None },
-                )?;
-                let zero = Tensor::zeros((), v.dtype(), v.device())?;
-                sample(s.name.as_str(), GuideDelta::new(&v, &zero, s.event_dim, s.support.clone())?)
-            })
-            .map_err(|e| e.at_site(&s.name, None))?;
-            out.insert(s.name.clone(), v);
-        }
-        Ok(out)
+        run_sites(&proto, |_, s| {
+            let v = param_with(
+                format!("{}.{}", self.shared.prefix, s.name),
+                ParamInit::lazy(|| s.transform.forward(&s.init)),
+                ParamOptions { constraint: s.support.clone(), event_dim: Some(s.event_dim), meta: None },
+            )?;
+            let zero = Tensor::zeros((), v.dtype(), v.device())?;
+            sample(s.name.as_str(), GuideDelta::new(&v, &zero, s.event_dim, s.support.clone())?)
+        })
     }
 }
 
@@ -99,10 +91,7 @@ impl<P, M> AutoGuide for AutoDelta<P, M> {
     /// Every quantile of a point mass is the point.
     fn quantiles(&self, params: &ParamStore, probs: &[f64]) -> Result<Data> {
         normal_quantiles(self.prefix(), probs)?;
-        self.median(params)?
-            .into_iter()
-            .map(|(k, v)| Ok((k, Tensor::stack(&vec![v; probs.len()], 0)?)))
-            .collect()
+        self.median(params)?.into_iter().map(|(k, v)| Ok((k, Tensor::stack(&vec![v; probs.len()], 0)?))).collect()
     }
 
     fn sample_posterior(&self, params: &ParamStore, n: usize, _rng: &mut Rng) -> Result<Data> {

@@ -226,7 +226,9 @@ impl LatentFamily for IafFamily {
         Err(Error::Unsupported {
             dist: "AutoIafNormal",
             method: "median/quantiles",
-            hint: Some("the flow's marginals have no closed form: use `sample_posterior` and empirical quantiles".into()),
+            hint: Some(
+                "the flow's marginals have no closed form: use `sample_posterior` and empirical quantiles".into(),
+            ),
         })
     }
 }
@@ -282,7 +284,8 @@ mod tests {
             let masks = made_masks(dim, &hidden, reversed);
             let sizes = [dim, 7, 5, 2 * dim];
             // paths[i][o] = number of paths from input i to unit o of the current layer.
-            let mut paths: Vec<Vec<f64>> = (0..dim).map(|i| (0..dim).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect();
+            let mut paths: Vec<Vec<f64>> =
+                (0..dim).map(|i| (0..dim).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect();
             for (l, m) in masks.iter().enumerate() {
                 let (inp, out) = (sizes[l], sizes[l + 1]);
                 paths = paths
@@ -291,11 +294,10 @@ mod tests {
                     .collect();
             }
             let order = |i: usize| if reversed { dim - 1 - i } else { i };
-            for i in 0..dim {
-                for o in 0..2 * dim {
-                    let target = o % dim;
-                    let allowed = order(i) < order(target);
-                    assert_eq!(paths[i][o] > 0.0, allowed, "input {i} -> output {o} (reversed {reversed})");
+            for (i, row) in paths.iter().enumerate() {
+                for (o, &count) in row.iter().enumerate() {
+                    let allowed = order(i) < order(o % dim);
+                    assert_eq!(count > 0.0, allowed, "input {i} -> output {o} (reversed {reversed})");
                 }
             }
         }

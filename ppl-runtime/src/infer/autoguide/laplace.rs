@@ -48,6 +48,7 @@ impl<P, M> AutoContinuous<P, M, DeltaFamily> {
     /// included) at the fitted `loc`, by central finite differences of its autodiff gradient,
     /// symmetrized; `[dim, dim]` row-major in the guide's latent order. Model parameters are read
     /// from `params`.
+    #[allow(clippy::needless_range_loop)] // index loops over a small dense matrix read best
     pub fn hessian<A: ?Sized>(&self, params: &ParamStore, args: &A) -> Result<Vec<Vec<f64>>>
     where
         P: Program<A, M>,
@@ -145,6 +146,7 @@ impl<P, M> AutoContinuous<P, M, DeltaFamily> {
 }
 
 /// The lower Cholesky factor of a symmetric matrix, `None` unless positive definite.
+#[allow(clippy::needless_range_loop)]
 fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
     let mut l = vec![vec![0.0; n]; n];
@@ -152,7 +154,7 @@ fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
         for j in 0..=i {
             let s: f64 = a[i][j] - (0..j).map(|k| l[i][k] * l[j][k]).sum::<f64>();
             if i == j {
-                if !(s > 0.0) || !s.is_finite() {
+                if s <= 0.0 || !s.is_finite() {
                     return None;
                 }
                 l[i][j] = s.sqrt();
@@ -165,6 +167,7 @@ fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
 }
 
 /// `A⁻¹` from the Cholesky factor `L` of `A` (`A⁻¹ = L⁻ᵀ L⁻¹`).
+#[allow(clippy::needless_range_loop)]
 fn inverse_from_cholesky(l: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let n = l.len();
     // Columns of L⁻¹ by forward substitution.

@@ -41,9 +41,9 @@ impl<A: ?Sized> Clone for Part<'_, A> {
 ///     Ok(())
 /// };
 /// let guide = AutoGuideList::new()
-///     .add(AutoNormal::new(expose(model, ["a"])))
-///     .add(AutoDelta::new(expose(model, ["b"])))
-///     .add_custom(|_: &()| ppl_runtime::sample("c", Normal::new(0.5, 0.1)?));
+///     .append(AutoNormal::new(expose(model, ["a"])))
+///     .append(AutoDelta::new(expose(model, ["b"])))
+///     .append_custom(|_: &()| ppl_runtime::sample("c", Normal::new(0.5, 0.1)?));
 /// let store = ppl_runtime::ParamStore::new();
 /// let (_, tr) = store.scope(|| seed(0, || trace(|| guide.run(&()))))?;
 /// assert!(tr.contains("a") && tr.contains("b") && tr.contains("c"));
@@ -73,7 +73,7 @@ impl<'g, A: ?Sized> AutoGuideList<'g, A> {
     }
 
     /// Appends an autoguide.
-    pub fn add<G>(mut self, guide: G) -> Self
+    pub fn append<G>(mut self, guide: G) -> Self
     where
         G: Program<A, AutoGuideMarker, Output = Data> + AutoGuide + Clone + 'g,
     {
@@ -83,7 +83,7 @@ impl<'g, A: ?Sized> AutoGuideList<'g, A> {
     }
 
     /// Appends a hand-written guide (any program over the same arguments).
-    pub fn add_custom<M, G>(mut self, guide: G) -> Self
+    pub fn append_custom<M, G>(mut self, guide: G) -> Self
     where
         G: Program<A, M> + 'g,
     {

@@ -229,7 +229,11 @@ pub fn hide<P, M, S: Into<String>>(model: P, names: impl IntoIterator<Item = S>)
 impl<A: ?Sized, M, P: Program<A, M>> Program<A, AutoGuideMarker> for Blocked<P, M> {
     type Output = P::Output;
     fn run(&self, args: &A) -> Result<P::Output> {
-        let spec = if self.expose { Block::expose(self.names.iter().cloned()) } else { Block::hide(self.names.iter().cloned()) };
+        let spec = if self.expose {
+            Block::expose(self.names.iter().cloned())
+        } else {
+            Block::hide(self.names.iter().cloned())
+        };
         block(spec, || self.model.run(args))
     }
 }

@@ -1,10 +1,8 @@
 //! `AutoNormal`: an independent Normal per latent site, in unconstrained space.
 
-use super::prototype::{ProtoSite, in_plates};
+use super::prototype::{ProtoSite, run_sites};
 use super::{AutoGuide, GuideDelta, Shared, normal_quantiles};
-use crate::dist::{
-    Constraint, DistRef, Distribution, DistributionExt, Normal, TransformedDistribution,
-};
+use crate::dist::{Constraint, DistRef, Distribution, DistributionExt, Normal, TransformedDistribution};
 use crate::error::Result;
 use crate::handlers::Data;
 use crate::infer::init::InitStrategy;
@@ -15,7 +13,6 @@ use crate::rng::Rng;
 use crate::runtime::with_rng;
 use crate::site::ParamInit;
 use candle_core::Tensor;
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// One Normal per latent site in unconstrained space (Pyro's `AutoNormal`): parameters
@@ -82,7 +79,8 @@ impl<P, M> AutoNormal<P, M> {
         let mut out = HashMap::new();
         for (s, loc, scale) in self.loc_scale(params)? {
             let base = Normal::new(&loc, &scale)?.to_event(s.uevent_dim())?.into_ref();
-            let d = if s.real { base } else { TransformedDistribution::new(base, vec![s.transform.clone()])?.into_ref() };
+            let d =
+                if s.real { base } else { TransformedDistribution::new(base, vec![s.transform.clone()])?.into_ref() };
             out.insert(s.name.clone(), d);
         }
         Ok(out)
@@ -118,28 +116,21 @@ impl<A: ?Sized, M, P: Program<A, M>> Program<A, AutoGuideMarker> for AutoNormal<
     type Output = Data;
     fn run(&self, args: &A) -> Result<Data> {
         let proto = self.shared.prototype(args)?;
-        let memo = RefCell::new(HashMap::new());
-        let mut out = Data::with_capacity(proto.sites.len());
-        for s in &proto.sites {
-            let v = in_plates(&s.frames, &memo, &mut || {
-                let (loc, scale) = site_loc_scale(&self.shared.prefix, s, self.init_scale)?;
-                let ue = s.uevent_dim();
-                if s.real {
-                    let q = Normal::new(&loc, &scale)?;
-                    return if ue == 0 { sample(s.name.as_str(), q) } else { sample(s.name.as_str(), q.to_event(ue)?) };
-                }
-                let eps = with_rng(|r| r.normal_tensor(loc.dims(), loc.dtype(), loc.device()))?;
-                let x = loc.add(&scale.mul(&eps)?)?;
-                let mut log_q = Normal::new(&loc, &scale)?.log_prob(&x)?;
-                for _ in 0..ue {
-                    log_q = log_q.sum(log_q.rank() - 1)?;
-                }
-                sample_pushed(s, &x, &log_q)
-            })
-            .map_err(|e| e.at_site(&s.name, None))?;
-            out.insert(s.name.clone(), v);
-        }
-        Ok(out)
+        run_sites(&proto, |_, s| {
+            let (loc, scale) = site_loc_scale(&self.shared.prefix, s, self.init_scale)?;
+            let ue = s.uevent_dim();
+            if s.real {
+                let q = Normal::new(&loc, &scale)?;
+                return if ue == 0 { sample(s.name.as_str(), q) } else { sample(s.name.as_str(), q.to_event(ue)?) };
+            }
+            let eps = with_rng(|r| r.normal_tensor(loc.dims(), loc.dtype(), loc.device()))?;
+            let x = loc.add(&scale.mul(&eps)?)?;
+            let mut log_q = Normal::new(&loc, &scale)?.log_prob(&x)?;
+            for _ in 0..ue {
+                log_q = log_q.sum(log_q.rank() - 1)?;
+            }
+            sample_pushed(s, &x, &log_q)
+        })
     }
 }
 
@@ -153,17 +144,18 @@ impl<P, M> AutoGuide for AutoNormal<P, M> {
     }
 
     fn median(&self, params: &ParamStore) -> Result<Data> {
-        self.loc_scale(params)?.into_iter().map(|(s, loc, _)| Ok((s.name.clone(), s.transform.forward(&loc)?))).collect()
+        self.loc_scale(params)?
+            .into_iter()
+            .map(|(s, loc, _)| Ok((s.name.clone(), s.transform.forward(&loc)?)))
+            .collect()
     }
 
     fn quantiles(&self, params: &ParamStore, probs: &[f64]) -> Result<Data> {
         let z = normal_quantiles(&self.shared.prefix, probs)?;
         let mut out = Data::new();
         for (s, loc, scale) in self.loc_scale(params)? {
-            let qs: Vec<Tensor> = z
-                .iter()
-                .map(|&z| s.transform.forward(&loc.add(&(&scale * z)?)?))
-                .collect::<Result<_>>()?;
+            let qs: Vec<Tensor> =
+                z.iter().map(|&z| s.transform.forward(&loc.add(&(&scale * z)?)?)).collect::<Result<_>>()?;
             out.insert(s.name.clone(), Tensor::stack(&qs, 0)?);
         }
         Ok(out)

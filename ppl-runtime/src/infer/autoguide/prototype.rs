@@ -112,7 +112,12 @@ fn periodic_repeat(t: &Tensor, axis: usize, size: usize) -> Result<Tensor> {
 impl Prototype {
     /// Runs `model` once (hidden from outer handlers) with every latent site at the `init`
     /// strategy's value, and reads its latent sites. `guide` names the autoguide in errors.
-    pub fn setup<A: ?Sized, M, P: Program<A, M>>(guide: &str, model: &P, args: &A, init: &InitStrategy) -> Result<Prototype> {
+    pub fn setup<A: ?Sized, M, P: Program<A, M>>(
+        guide: &str,
+        model: &P,
+        args: &A,
+        init: &InitStrategy,
+    ) -> Result<Prototype> {
         let mut rng = with_rng(|r| r.split());
         let tr = block(Block::all(), || init_trace(model, args, init, &mut rng))?;
         Self::from_trace(guide, &tr)
@@ -147,7 +152,8 @@ impl Prototype {
             let transform = biject_to(&support).map_err(located)?;
             let event_dim = dist.event_shape().len();
             let batch_dim = value.rank() - event_dim;
-            let frames: Vec<CondIndepFrame> = site.cond_indep_stack.iter().filter(|f| f.vectorized()).cloned().collect();
+            let frames: Vec<CondIndepFrame> =
+                site.cond_indep_stack.iter().filter(|f| f.vectorized()).cloned().collect();
             let mut full_shape = value.dims().to_vec();
             let mut init = transform.inverse(value).map_err(located)?;
             for f in &frames {
@@ -244,11 +250,13 @@ fn check_finite(guide: &str, tr: &Trace) -> Result<()> {
         let bad = match site.log_prob() {
             Err(e) => Some(e.to_string()),
             Ok(None) => None,
-            Ok(Some(lp)) => match lp.sum_all().and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_scalar::<f64>()) {
-                Ok(v) if v.is_finite() => None,
-                Ok(v) => Some(format!("its log-density is {v}")),
-                Err(e) => Some(e.to_string()),
-            },
+            Ok(Some(lp)) => {
+                match lp.sum_all().and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_scalar::<f64>()) {
+                    Ok(v) if v.is_finite() => None,
+                    Ok(v) => Some(format!("its log-density is {v}")),
+                    Err(e) => Some(e.to_string()),
+                }
+            }
         };
         if let Some(why) = bad {
             let value = site.value.as_ref().map(short_values).unwrap_or_default();
@@ -257,7 +265,11 @@ fn check_finite(guide: &str, tr: &Trace) -> Result<()> {
                 .filter(|s| s.name != site.name)
                 .filter_map(|s| s.value.as_ref().map(|v| format!("{} = {}", s.name, short_values(v))))
                 .collect();
-            let at = if latents.is_empty() { String::new() } else { format!(" (initial latent values: {})", latents.join(", ")) };
+            let at = if latents.is_empty() {
+                String::new()
+            } else {
+                format!(" (initial latent values: {})", latents.join(", "))
+            };
             return Err(Error::invalid_arg(
                 guide,
                 "init strategy",
@@ -291,4 +303,19 @@ pub(crate) fn in_plates<R>(
         }
         in_plates(rest, memo, body)
     })
+}
+
+/// Runs `f` for each site of `proto` (with its index), inside the site's plates, and collects
+/// the values it returns by site name; errors name the site.
+pub(crate) fn run_sites(
+    proto: &Prototype,
+    mut f: impl FnMut(usize, &ProtoSite) -> Result<Tensor>,
+) -> Result<HashMap<String, Tensor>> {
+    let memo = RefCell::new(HashMap::new());
+    let mut out = HashMap::with_capacity(proto.sites.len());
+    for (i, s) in proto.sites.iter().enumerate() {
+        let v = in_plates(&s.frames, &memo, &mut || f(i, s)).map_err(|e| e.at_site(&s.name, None))?;
+        out.insert(s.name.clone(), v);
+    }
+    Ok(out)
 }

@@ -62,11 +62,10 @@ impl Distribution for GuideDelta {
     }
     fn expand(&self, batch_shape: &[usize]) -> Result<DistRef> {
         let expanded = self.delta.expand(batch_shape)?;
-        let delta = expanded
-            .as_any()
-            .downcast_ref::<Delta>()
-            .cloned()
-            .ok_or_else(|| Error::invalid_arg("GuideDelta", "expand", "Delta::expand returned another distribution"))?;
+        let delta =
+            expanded.as_any().downcast_ref::<Delta>().cloned().ok_or_else(|| {
+                Error::invalid_arg("GuideDelta", "expand", "Delta::expand returned another distribution")
+            })?;
         Ok(Arc::new(GuideDelta { delta, support: self.support.clone() }))
     }
     fn as_any(&self) -> &dyn std::any::Any {

@@ -106,11 +106,14 @@ struct ParamState<C> {
     slots: Slots,
 }
 
+/// Options per parameter name (see [`Fused::per_param`]).
+pub type PerParam<C> = Box<dyn Fn(&str) -> C>;
+
 /// The engine behind every ppl optimizer: lazily created per-parameter state and a fused update.
 /// Use it through its aliases [`Adam`], [`ClippedAdam`], [`AdamW`], [`Sgd`], [`RmsProp`].
 pub struct Fused<C: Rule> {
     default: C,
-    per_param: Option<Box<dyn Fn(&str) -> C>>,
+    per_param: Option<PerParam<C>>,
     lr_factor: f64,
     force_generic: bool,
     state: HashMap<String, ParamState<C>>,

@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
+/// A network baseline: predicts the cost from the guide trace.
+pub type BaselineNet = Rc<dyn Fn(&Trace) -> Result<Tensor>>;
+
 /// The baseline subtracted from the cost in a site's score-function term
 /// `log q(z) * (cost - baseline)`; it lowers the variance of the gradient without biasing it.
 #[derive(Clone)]
@@ -23,7 +26,7 @@ pub enum Baseline {
     /// A user network predicting the cost from the guide trace (a scalar, or one value per
     /// vectorized particle). It runs inside the parameter store's scope, so parameters it reads
     /// with `param` are trained with the rest: `(baseline − cost)²` is added to the loss.
-    Network(Rc<dyn Fn(&Trace) -> Result<Tensor>>),
+    Network(BaselineNet),
 }
 
 impl Baseline {

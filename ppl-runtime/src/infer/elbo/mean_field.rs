@@ -1,7 +1,7 @@
 //! `TraceMeanFieldElbo`: the ELBO with analytic KL divergences for independent latents.
 
 use super::baseline::Baselines;
-use super::particles::{Axis, Pass, Particles, accumulate, needs_score, per_particle, run_pass, scalar};
+use super::particles::{Axis, Pass, Particles, Totals, accumulate, needs_score, per_particle, run_pass, scalar};
 use super::{Bound, Elbo, ElboEstimate};
 use crate::dist::kl_divergence;
 use crate::error::{Error, Result};
@@ -142,10 +142,7 @@ fn check_independent(model: Bound<'_>, guide: Bound<'_>, first: &Trace, axis: Ax
 
 impl Elbo for TraceMeanFieldElbo {
     fn estimate(&mut self, model: Bound<'_>, guide: Bound<'_>) -> Result<ElboEstimate> {
-        let n = self.particles.num as f64;
-        let mut elbo_sum: Option<Tensor> = None;
-        let mut surrogate: Option<Tensor> = None;
-        let mut last: Option<Pass> = None;
+        let mut totals = Totals::default();
         let baselines = &mut self.baselines;
         let mut check = !self.checked;
         self.particles.run(model, guide, |pass| {
@@ -154,8 +151,6 @@ impl Elbo for TraceMeanFieldElbo {
                 check = false;
             }
             let e = mean_field_particles(&pass)?;
-            let cost = e.detach();
-            let mut s = e.sum_all()?;
             // Score-function terms only for non-reparameterized sites whose KL was not analytic.
             let analytic: Vec<String> = pass
                 .guide
@@ -173,32 +168,11 @@ impl Elbo for TraceMeanFieldElbo {
                 filtered = filter_out(&pass.guide, &analytic)?;
                 &filtered
             };
-            if let Some(score) = baselines.score_terms(mc, pass.axis, &cost)? {
-                s = (s + score)?;
-            }
-            let total = cost.sum_all()?;
-            elbo_sum = Some(match elbo_sum.take() {
-                None => total,
-                Some(t) => (t + total)?,
-            });
-            surrogate = Some(match surrogate.take() {
-                None => s,
-                Some(t) => (t + s)?,
-            });
-            last = Some(pass);
-            Ok(())
+            let score = baselines.score_terms(mc, pass.axis, &e.detach())?;
+            totals.add(&e, score, pass)
         })?;
         self.checked = true;
-        let (Some(elbo), Some(surrogate), Some(pass)) = (elbo_sum, surrogate, last) else {
-            return Err(Error::invalid_arg("TraceMeanFieldElbo", "num_particles", "must be at least 1"));
-        };
-        let loss = -scalar(&elbo)? / n;
-        if loss.is_finite() {
-            self.baselines.commit();
-        } else {
-            self.baselines.discard();
-        }
-        Ok(ElboEstimate { loss, surrogate: surrogate.affine(-1.0 / n, 0.0)?, model_trace: pass.model, guide_trace: pass.guide })
+        totals.finish(self.particles.num, &mut self.baselines, "TraceMeanFieldElbo")
     }
 }
 

@@ -18,7 +18,7 @@ pub(crate) mod particles;
 mod renyi;
 mod trace_elbo;
 
-pub use baseline::Baseline;
+pub use baseline::{Baseline, BaselineNet};
 pub use mean_field::TraceMeanFieldElbo;
 pub use renyi::RenyiElbo;
 pub use trace_elbo::TraceElbo;

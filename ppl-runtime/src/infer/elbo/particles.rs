@@ -162,3 +162,46 @@ pub(crate) fn needs_score(site: &Site) -> bool {
 pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
+
+/// Sums of the per-particle ELBO and surrogate over passes, and the last pass's traces.
+#[derive(Default)]
+pub(crate) struct Totals {
+    elbo: Option<Tensor>,
+    surrogate: Option<Tensor>,
+    last: Option<Pass>,
+}
+
+impl Totals {
+    /// Adds one pass: `e` its per-particle ELBO (with gradients), `score` its score-function terms.
+    pub fn add(&mut self, e: &Tensor, score: Option<Tensor>, pass: Pass) -> Result<()> {
+        let mut s = e.sum_all()?;
+        if let Some(score) = score {
+            s = (s + score)?;
+        }
+        let total = e.detach().sum_all()?;
+        self.elbo = accumulate(self.elbo.take(), total)?;
+        self.surrogate = accumulate(self.surrogate.take(), s)?;
+        self.last = Some(pass);
+        Ok(())
+    }
+
+    /// The estimate over `n` particles; commits the baselines' updates only if the loss is finite.
+    pub fn finish(self, n: usize, baselines: &mut super::baseline::Baselines, who: &str) -> Result<super::ElboEstimate> {
+        let (Some(elbo), Some(surrogate), Some(pass)) = (self.elbo, self.surrogate, self.last) else {
+            return Err(Error::invalid_arg(who, "num_particles", "must be at least 1"));
+        };
+        let n = n as f64;
+        let loss = -scalar(&elbo)? / n;
+        if loss.is_finite() {
+            baselines.commit();
+        } else {
+            baselines.discard();
+        }
+        Ok(super::ElboEstimate {
+            loss,
+            surrogate: surrogate.affine(-1.0 / n, 0.0)?,
+            model_trace: pass.model,
+            guide_trace: pass.guide,
+        })
+    }
+}

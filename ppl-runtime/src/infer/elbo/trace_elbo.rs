@@ -1,10 +1,9 @@
 //! `TraceElbo`: the Monte Carlo ELBO with pathwise and score-function gradients.
 
 use super::baseline::{Baseline, Baselines};
-use super::particles::{Particles, elbo_per_particle, scalar};
+use super::particles::{Particles, Totals, elbo_per_particle};
 use super::{Bound, Elbo, ElboEstimate};
-use crate::error::{Error, Result};
-use candle_core::Tensor;
+use crate::error::Result;
 
 /// The standard ELBO, `E_q[log p(x, z) − log q(z)]`, estimated from `num_particles` draws of the
 /// guide (Pyro's `Trace_ELBO`).
@@ -62,39 +61,13 @@ impl TraceElbo {
 
 impl Elbo for TraceElbo {
     fn estimate(&mut self, model: Bound<'_>, guide: Bound<'_>) -> Result<ElboEstimate> {
-        let n = self.particles.num as f64;
-        let mut elbo_sum: Option<Tensor> = None;
-        let mut surrogate: Option<Tensor> = None;
-        let mut last = None;
+        let mut totals = Totals::default();
         let baselines = &mut self.baselines;
         self.particles.run(model, guide, |pass| {
             let e = elbo_per_particle(&pass)?;
-            let cost = e.detach();
-            let mut s = e.sum_all()?;
-            if let Some(score) = baselines.score_terms(&pass.guide, pass.axis, &cost)? {
-                s = (s + score)?;
-            }
-            let total = cost.sum_all()?;
-            elbo_sum = Some(match elbo_sum.take() {
-                None => total,
-                Some(t) => (t + total)?,
-            });
-            surrogate = Some(match surrogate.take() {
-                None => s,
-                Some(t) => (t + s)?,
-            });
-            last = Some(pass);
-            Ok(())
+            let score = baselines.score_terms(&pass.guide, pass.axis, &e.detach())?;
+            totals.add(&e, score, pass)
         })?;
-        let (Some(elbo), Some(surrogate), Some(pass)) = (elbo_sum, surrogate, last) else {
-            return Err(Error::invalid_arg("TraceElbo", "num_particles", "must be at least 1"));
-        };
-        let loss = -scalar(&elbo)? / n;
-        if loss.is_finite() {
-            self.baselines.commit();
-        } else {
-            self.baselines.discard();
-        }
-        Ok(ElboEstimate { loss, surrogate: surrogate.affine(-1.0 / n, 0.0)?, model_trace: pass.model, guide_trace: pass.guide })
+        totals.finish(self.particles.num, &mut self.baselines, "TraceElbo")
     }
 }

@@ -73,6 +73,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+#[path = "svi_autoguide.rs"]
+mod svi_autoguide;
+
 fn main() -> Result<()> {
     let _validation = ppl::defaults::set_validation(false);
     let x = Tensor::new(&[1f32, 1., 1., 1., 1., 1., 0., 0., 0., 0.], &Device::Cpu)?;
@@ -107,5 +110,5 @@ fn main() -> Result<()> {
         ppl_cpu * 1e6 / steps,
         hand_cpu * 1e6 / steps
     );
-    Ok(())
+    svi_autoguide::run()
 }

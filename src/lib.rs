@@ -26,6 +26,8 @@
 pub use ppl_macros::*;
 pub use ppl_runtime::*;
 
+pub mod datasets;
+
 /// Re-exports of Candle, so users need not depend on it to build tensors.
 pub use candle_core;
 pub use candle_nn;

@@ -1,6 +1,7 @@
 //! The integration tests of ppl: one test crate, a module per area.
 
 mod autoguide;
+mod datasets;
 mod handlers;
 mod params;
 mod macros;

@@ -2,6 +2,7 @@
 
 mod autoguide;
 mod datasets;
+mod examples;
 mod handlers;
 mod params;
 mod macros;
@@ -9,3 +10,4 @@ mod mcmc;
 mod nn;
 mod svi;
 mod ui;
+mod ui_pass;

@@ -21,7 +21,7 @@
 //!     Ok(())
 //! }
 //! ```
-//! (The examples of this crate are compiled by `ui-tests/pass/` and `tests/macros.rs`, as a
+//! (The examples of this crate are compiled by `tests/ui_pass/` and `tests/macros.rs`, as a
 //! proc-macro crate cannot depend on the facade that re-exports it.)
 //!
 //! Pipeline: parse ([`args`], [`attr`]) → IR ([`sites`], [`table`]) → validate ([`check`]) →

@@ -13,6 +13,6 @@ fn model() -> Result<()> {
     Ok(())
 }
 
-fn main() {
+pub fn main() {
     let _ = (guide, model);
 }

@@ -4,6 +4,9 @@ extern crate ppl as my_ppl;
 
 #[allow(dead_code)]
 mod shadowing {
+    // The facade under another name (this file is a module of the test crate, so the renamed
+    // crate is reached through the parent module rather than the extern prelude).
+    use super::my_ppl;
     use my_ppl::dist::Normal;
     struct Tensor;
     struct Option;
@@ -29,6 +32,6 @@ mod shadowing {
     }
 }
 
-fn main() {
+pub fn main() {
     let _ = (shadowing::model, shadowing::guide);
 }

@@ -42,6 +42,6 @@ fn guide_with_helper(n: usize) -> Result<()> {
     Ok(())
 }
 
-fn main() {
+pub fn main() {
     let _ = (model, guide, guide_with_helper);
 }

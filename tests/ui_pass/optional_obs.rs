@@ -28,7 +28,7 @@ fn owned_guide(_y: Option<Tensor>, _z: &Option<Tensor>) -> Result<()> {
     Ok(())
 }
 
-fn main() {
+pub fn main() {
     let _: fn(&Tensor, Option<&Tensor>) -> Result<Tensor> = regression;
     let _: fn(&Tensor, Option<&Tensor>) -> Result<()> = regression_guide;
     let _ = (owned, owned_guide);

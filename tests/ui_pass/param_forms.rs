@@ -19,6 +19,6 @@ fn model(init: &Tensor) -> Result<()> {
     Ok(())
 }
 
-fn main() {
+pub fn main() {
     let _ = model;
 }

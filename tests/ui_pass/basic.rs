@@ -18,7 +18,7 @@ fn guide(_x: &Tensor) -> Result<()> {
     Ok(())
 }
 
-fn main() {
+pub fn main() {
     let _: fn(&Tensor) -> Result<()> = model;
     let _: fn(&Tensor) -> Result<()> = guide;
 }

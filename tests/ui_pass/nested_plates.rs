@@ -38,7 +38,7 @@ fn guide(x: &Tensor, _mask: &Tensor) -> Result<()> {
     })
 }
 
-fn main() {
+pub fn main() {
     let _: fn(&Tensor, &Tensor) -> Result<()> = model;
     let _: fn(&Tensor, &Tensor) -> Result<()> = guide;
 }

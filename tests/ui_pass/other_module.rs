@@ -39,12 +39,12 @@ fn public_guide() -> Result<()> {
     Ok(())
 }
 
-#[guide(model = crate::models::crate_model)]
+#[guide(model = crate::ui_pass::other_module::models::crate_model)]
 fn crate_guide() -> Result<()> {
     sample!("nu", Normal::new(0.0, 0.5)?);
     Ok(())
 }
 
-fn main() {
+pub fn main() {
     let _ = (models::public_model, models::crate_model, models::guides::private_guide, public_guide, crate_guide);
 }

@@ -41,7 +41,7 @@ impl AsRef<Tensor> for Wrapper {
     }
 }
 
-fn main() {
+pub fn main() {
     let _ = model::<Wrapper>;
     let _ = guide::<Tensor>;
 }

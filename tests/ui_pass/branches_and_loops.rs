@@ -34,6 +34,6 @@ fn guide(_k: usize, flag: bool) -> Result<()> {
     Ok(())
 }
 
-fn main() {
+pub fn main() {
     let _ = (model, guide);
 }

@@ -29,3 +29,23 @@ fn coin_rejects_more_heads_than_flips() {
     let err = coin::run(&args).unwrap_err().to_string();
     assert!(err.contains("11 heads in 10 flips"), "{err}");
 }
+
+#[path = "../examples/logistic_regression.rs"]
+mod logistic_regression;
+
+/// Breast cancer with tiny settings: both methods must classify the held-out quarter far above
+/// chance (63% of tumours are benign; published logistic regressions reach ~95-98%), NUTS must
+/// have mixed (R-hat < 1.1 over 2 short chains), and the SVI loss must be finite.
+#[test]
+fn logistic_regression_predicts_held_out_tumours() {
+    let args = logistic_regression::Args::parse_from(["logistic_regression", "--smoke"]);
+    let r = logistic_regression::run(&args).unwrap();
+    assert_eq!((r.n_train, r.n_test), (426, 143));
+    assert!(r.nuts.accuracy > 0.9, "NUTS held-out accuracy {}", r.nuts.accuracy);
+    assert!(r.svi.accuracy > 0.9, "SVI held-out accuracy {}", r.svi.accuracy);
+    assert!(r.max_r_hat < 1.1, "max R-hat {}", r.max_r_hat);
+    assert!(r.final_loss.is_finite());
+    // The two methods agree on the intercept to within its NUTS posterior sd.
+    let ((nm, ns), (sm, _)) = (r.nuts.coefs[0], r.svi.coefs[0]);
+    assert!((nm - sm).abs() < ns, "intercept NUTS {nm} ± {ns}, SVI {sm}");
+}

@@ -49,3 +49,22 @@ fn logistic_regression_predicts_held_out_tumours() {
     let ((nm, ns), (sm, _)) = (r.nuts.coefs[0], r.svi.coefs[0]);
     assert!((nm - sm).abs() < ns, "intercept NUTS {nm} ± {ns}, SVI {sm}");
 }
+
+#[path = "../examples/bayesian_regression.rs"]
+mod bayesian_regression;
+
+/// Diabetes with tiny settings: NUTS's 90% predictive intervals must cover between 75% and 98%
+/// of the 111 held-out patients (binomial sd of the coverage ~2.8 points, so 90% ± 4 sd with
+/// room for misspecification), the predictive mean must beat predicting the training mean (the
+/// target's sd is ~77), and the SVI fit must be finite and cover at least 75%.
+#[test]
+fn bayesian_regression_intervals_cover_held_out_patients() {
+    let args = bayesian_regression::Args::parse_from(["bayesian_regression", "--smoke"]);
+    let r = bayesian_regression::run(&args).unwrap();
+    assert_eq!((r.n_train, r.n_test), (331, 111));
+    assert!((0.75..=0.98).contains(&r.nuts.coverage), "NUTS coverage {}", r.nuts.coverage);
+    assert!(r.nuts.rmse < 70.0, "NUTS RMSE {}", r.nuts.rmse);
+    assert!(r.max_r_hat < 1.1, "max R-hat {}", r.max_r_hat);
+    assert!(r.final_loss.is_finite());
+    assert!(r.svi.coverage >= 0.75 && r.svi.rmse < 70.0, "SVI coverage {}, RMSE {}", r.svi.coverage, r.svi.rmse);
+}

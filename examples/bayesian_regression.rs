@@ -95,8 +95,8 @@ fn split(t: &Tensor, test: bool) -> Result<Tensor> {
 }
 
 /// Posterior-predictive draws for `x` from draws `w` `[S, d]`, `b` `[S]`, `sigma` `[S]`; returns
-/// the coverage, width and RMSE (scaled by `y_scale`) against `y`.
-fn evaluate(w: &Tensor, b: &Tensor, sigma: &Tensor, x: &Tensor, y: &Tensor, y_scale: f64, rng: &mut ppl::Rng, time: Duration) -> Result<Fit> {
+/// the coverage, width and RMSE (scaled by `y_scale`) against `y`; the caller sets the time.
+fn evaluate(w: &Tensor, b: &Tensor, sigma: &Tensor, x: &Tensor, y: &Tensor, y_scale: f64, rng: &mut ppl::Rng) -> Result<Fit> {
     let mu = x.matmul(&w.t()?)?.broadcast_add(&b.unsqueeze(0)?)?; // [n, S]
     let eps = rng.normal_tensor(mu.dims(), DType::F64, mu.device())?;
     let rep = (mu + eps.broadcast_mul(&sigma.unsqueeze(0)?)?)?.to_vec2::<f64>()?;
@@ -113,7 +113,7 @@ fn evaluate(w: &Tensor, b: &Tensor, sigma: &Tensor, x: &Tensor, y: &Tensor, y_sc
     }
     let n = y.len() as f64;
     let sigma = sigma.mean_all()?.to_scalar::<f64>()?;
-    Ok(Fit { coverage: inside as f64 / n, width: y_scale * width / n, rmse: y_scale * (sq / n).sqrt(), sigma: y_scale * sigma, time })
+    Ok(Fit { coverage: inside as f64 / n, width: y_scale * width / n, rmse: y_scale * (sq / n).sqrt(), sigma: y_scale * sigma, time: Duration::ZERO })
 }
 
 /// Fits both methods and evaluates them on the held-out rows.
@@ -143,7 +143,7 @@ pub fn run(args: &Args) -> Result<Report> {
     let post = guide.sample_posterior(svi.params(), guide_draws, &mut rng)?;
     let time = start.elapsed();
     let get = |name: &str| post.get(name).ok_or_else(|| missing(name));
-    let svi_fit = evaluate(get("w")?, get("b")?, get("sigma")?, &x_test, &y_test, y_scale, &mut rng, time)?;
+    let svi_fit = Fit { time, ..evaluate(get("w")?, get("b")?, get("sigma")?, &x_test, &y_test, y_scale, &mut rng)? };
     let tenth = (steps / 10).max(1);
     let final_loss = losses[steps - tenth..].iter().sum::<f64>() / tenth as f64;
 
@@ -153,7 +153,8 @@ pub fn run(args: &Args) -> Result<Report> {
     let samples = Mcmc::new(Nuts::new(model), cfg).run(&train)?;
     let time = start.elapsed();
     let max_r_hat = samples.compute_summary()?.rows.iter().map(|r| r.r_hat).fold(f64::NAN, f64::max);
-    let nuts = evaluate(&samples.get_flat("w")?, &samples.get_flat("b")?, &samples.get_flat("sigma")?, &x_test, &y_test, y_scale, &mut rng, time)?;
+    let (w, b, sigma) = (samples.get_flat("w")?, samples.get_flat("b")?, samples.get_flat("sigma")?);
+    let nuts = Fit { time, ..evaluate(&w, &b, &sigma, &x_test, &y_test, y_scale, &mut rng)? };
 
     Ok(Report { svi: svi_fit, nuts, max_r_hat, final_loss, n_train: train.0.dim(0)?, n_test: x_test.dim(0)? })
 }

@@ -82,7 +82,7 @@ pub fn run(args: &Args) -> Result<Report> {
             format!("need 0 <= heads <= flips and flips >= 1, got {} heads in {} flips", args.heads, args.flips),
         ));
     }
-    if !(args.prior > 0.0) {
+    if args.prior.is_nan() || args.prior <= 0.0 {
         return Err(Error::invalid_arg("coin", "--prior", format!("must be positive, got {}", args.prior)));
     }
     let steps = if args.smoke { 600 } else { args.steps };

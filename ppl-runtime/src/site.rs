@@ -430,26 +430,5 @@ pub(crate) fn check_obs_dtype(dist: &DistRef, value: &Tensor) -> Result<()> {
 /// A mask must be a `u8` tensor (Candle's boolean: what comparisons such as `x.ge(0.0)?`
 /// return) holding only 0 and 1; `check_values` also reads the values (one device-to-host copy).
 pub(crate) fn check_mask(mask: &Tensor, check_values: bool) -> Result<()> {
-    if mask.dtype() != candle_core::DType::U8 {
-        return Err(crate::Error::invalid_arg(
-            "mask",
-            "mask",
-            format!(
-                "a mask must be a boolean (u8) tensor of 0s and 1s, e.g. from a comparison such as `x.ge(0.0)?`, \
-                 got dtype {:?}; masks select elements, they are not weights (use `scale` for weights)",
-                mask.dtype()
-            ),
-        ));
-    }
-    if check_values && mask.elem_count() > 0 {
-        let max = mask.flatten_all()?.max(0)?.to_scalar::<u8>()?;
-        if max > 1 {
-            return Err(crate::Error::invalid_arg(
-                "mask",
-                "mask",
-                format!("a mask holds only 0 and 1, found the value {max}; compare to get one, e.g. `m.ne(0u8)?`"),
-            ));
-        }
-    }
-    Ok(())
+    crate::dist::args::check_mask("mask", mask, check_values)
 }

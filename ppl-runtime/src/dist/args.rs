@@ -354,3 +354,30 @@ impl CustomOp1 for SupportCheck {
     }
 }
 
+
+/// Checks that `mask` is a `u8` tensor of 0s and 1s (values read, with one device-to-host copy of
+/// the maximum, only when `check_values`). `context` names what is masked in the error.
+pub fn check_mask(context: &str, mask: &Tensor, check_values: bool) -> Result<()> {
+    if mask.dtype() != DType::U8 {
+        return Err(Error::invalid_arg(
+            context,
+            "mask",
+            format!(
+                "a mask must be a boolean (u8) tensor of 0s and 1s, e.g. from a comparison such as `x.ge(0.0)?`, \
+                 got dtype {:?}; masks select elements, they are not weights (use `scale` for weights)",
+                mask.dtype()
+            ),
+        ));
+    }
+    if check_values && mask.elem_count() > 0 {
+        let max = mask.flatten_all()?.max(0)?.to_scalar::<u8>()?;
+        if max > 1 {
+            return Err(Error::invalid_arg(
+                context,
+                "mask",
+                format!("a mask holds only 0 and 1, found the value {max}; compare to get one, e.g. `m.ne(0u8)?`"),
+            ));
+        }
+    }
+    Ok(())
+}

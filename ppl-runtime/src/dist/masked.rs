@@ -23,7 +23,7 @@ impl Masked {
     /// log-density. Other dtypes, and (when validation is on) other values, are errors: a mask
     /// selects, it does not weight.
     pub fn new(base: DistRef, mask: &Tensor) -> Result<Self> {
-        check_mask(base.name(), mask)?;
+        args::check_mask(&format!("`{}`.mask", base.name()), mask, crate::defaults::validation_enabled())?;
         let batch_shape = args::broadcast_shapes(base.batch_shape(), mask.dims()).ok_or_else(|| Error::ShapeMismatch {
             context: format!("`{}`.mask: mask does not broadcast with the batch shape", base.name()),
             expected: format!("{:?}", base.batch_shape()),
@@ -100,29 +100,3 @@ impl Distribution for Masked {
     }
 }
 
-/// A mask of `dist` must be a `u8` tensor holding only 0 and 1 (values read only when
-/// validation is on: one device-to-host copy of the maximum).
-fn check_mask(dist: &'static str, mask: &Tensor) -> Result<()> {
-    if mask.dtype() != DType::U8 {
-        return Err(Error::invalid_arg(
-            format!("`{dist}`.mask"),
-            "mask",
-            format!(
-                "a mask must be a boolean (u8) tensor of 0s and 1s, e.g. from a comparison such as `x.ge(0.0)?`, \
-                 got dtype {:?}; masks select elements, they are not weights (use `scale` for weights)",
-                mask.dtype()
-            ),
-        ));
-    }
-    if crate::defaults::validation_enabled() && mask.elem_count() > 0 {
-        let max = mask.flatten_all()?.max(0)?.to_scalar::<u8>()?;
-        if max > 1 {
-            return Err(Error::invalid_arg(
-                format!("`{dist}`.mask"),
-                "mask",
-                format!("a mask holds only 0 and 1, found the value {max}; compare to get one, e.g. `m.ne(0u8)?`"),
-            ));
-        }
-    }
-    Ok(())
-}

@@ -87,13 +87,6 @@ fn model((x, y): &(Tensor, Tensor)) -> Result<()> {
     Ok(())
 }
 
-/// Rows `i % 4 == 0` are held out.
-fn split(t: &Tensor, test: bool) -> Result<Tensor> {
-    let idx: Vec<u32> = (0..t.dim(0)? as u32).filter(|i| (i % 4 == 0) == test).collect();
-    let n = idx.len();
-    Ok(t.index_select(&Tensor::from_vec(idx, n, t.device())?, 0)?)
-}
-
 /// Posterior-predictive draws for `x` from draws `w` `[S, d]`, `b` `[S]`, `sigma` `[S]`; returns
 /// the coverage, width and RMSE (scaled by `y_scale`) against `y`; the caller sets the time.
 fn evaluate(w: &Tensor, b: &Tensor, sigma: &Tensor, x: &Tensor, y: &Tensor, y_scale: f64, rng: &mut ppl::Rng) -> Result<Fit> {
@@ -126,10 +119,11 @@ pub fn run(args: &Args) -> Result<Report> {
     let table = ppl::datasets::diabetes(&Device::Cpu)?;
     let x = table.x.to_dtype(DType::F64)?;
     let y = table.y.to_dtype(DType::F64)?.unsqueeze(1)?;
-    let (x_train, x_mean, x_sd) = ppl::datasets::standardize(&split(&x, false)?)?;
-    let x_test = split(&x, true)?.broadcast_sub(&x_mean)?.broadcast_div(&x_sd)?;
-    let (y_train, y_mean, y_sd) = ppl::datasets::standardize(&split(&y, false)?)?;
-    let y_test = split(&y, true)?.broadcast_sub(&y_mean)?.broadcast_div(&y_sd)?.squeeze(1)?;
+    let ((x_train, x_test), (y_train, y_test)) = (ppl::datasets::holdout_every(&x, 4)?, ppl::datasets::holdout_every(&y, 4)?);
+    let (x_train, x_mean, x_sd) = ppl::datasets::standardize(&x_train)?;
+    let x_test = x_test.broadcast_sub(&x_mean)?.broadcast_div(&x_sd)?;
+    let (y_train, y_mean, y_sd) = ppl::datasets::standardize(&y_train)?;
+    let y_test = y_test.broadcast_sub(&y_mean)?.broadcast_div(&y_sd)?.squeeze(1)?;
     let y_scale = y_sd.to_vec1::<f64>()?[0];
     let train = (x_train, y_train.squeeze(1)?);
     let mut rng = ppl::Rng::seed_from_u64(args.seed);

@@ -102,13 +102,6 @@ fn coefs(w: &Tensor, b: &Tensor) -> Result<Vec<(f64, f64)>> {
     Ok(mean.to_vec1::<f64>()?.into_iter().zip(sd.to_vec1::<f64>()?).collect())
 }
 
-/// Rows `i % 4 == 0` are held out.
-fn split(t: &Tensor, test: bool) -> Result<Tensor> {
-    let idx: Vec<u32> = (0..t.dim(0)? as u32).filter(|i| (i % 4 == 0) == test).collect();
-    let n = idx.len();
-    Ok(t.index_select(&Tensor::from_vec(idx, n, t.device())?, 0)?)
-}
-
 /// Fits both methods and returns their results.
 pub fn run(args: &Args) -> Result<Report> {
     let (chains, warmup, draws, steps, guide_draws) = if args.smoke {
@@ -123,9 +116,9 @@ pub fn run(args: &Args) -> Result<Report> {
     let table = ppl::datasets::breast_cancer(&Device::Cpu)?;
     let x = table.x.to_dtype(DType::F64)?;
     let y = table.y.to_dtype(DType::F64)?;
-    let (x_train, mean, sd) = ppl::datasets::standardize(&split(&x, false)?)?;
-    let x_test = split(&x, true)?.broadcast_sub(&mean)?.broadcast_div(&sd)?;
-    let (y_train, y_test) = (split(&y, false)?, split(&y, true)?);
+    let ((x_train, x_test), (y_train, y_test)) = (ppl::datasets::holdout_every(&x, 4)?, ppl::datasets::holdout_every(&y, 4)?);
+    let (x_train, mean, sd) = ppl::datasets::standardize(&x_train)?;
+    let x_test = x_test.broadcast_sub(&mean)?.broadcast_div(&sd)?;
     let train = (x_train, y_train);
 
     // NUTS.

@@ -219,6 +219,21 @@ pub fn diabetes(device: &Device) -> Result<Table> {
     Ok(Table { x: Tensor::from_vec(x, (n, d), device)?, y: Tensor::from_vec(y, n, device)?, feature_names })
 }
 
+/// Splits the rows of `t` (dim 0) into a training part and a held-out part: every `every`-th row
+/// (rows 0, `every`, 2·`every`, ...) is held out. Deterministic, so every method an example compares
+/// sees the same split. Returns `(train, held_out)`.
+pub fn holdout_every(t: &Tensor, every: usize) -> Result<(Tensor, Tensor)> {
+    if every == 0 {
+        return Err(Error::invalid_arg("datasets::holdout_every", "every", "must be at least 1"));
+    }
+    let rows = |held: bool| -> Result<Tensor> {
+        let idx: Vec<u32> = (0..t.dim(0)? as u32).filter(|i| (i % every as u32 == 0) == held).collect();
+        let n = idx.len();
+        Ok(t.index_select(&Tensor::from_vec(idx, n, t.device())?, 0)?)
+    };
+    Ok((rows(false)?, rows(true)?))
+}
+
 /// Standardizes the columns of `x` (`[n, d]`) to mean 0 and standard deviation 1 using the
 /// statistics of `x` itself; returns the standardized tensor with the means and sds (`[d]` each),
 /// so that held-out rows can be standardized the same way.

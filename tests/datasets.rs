@@ -85,3 +85,14 @@ fn breast_cancer_and_diabetes_match_their_published_descriptions() -> ppl::Resul
     assert_eq!(sd.dims(), &[10]);
     Ok(())
 }
+
+#[test]
+fn holdout_every_keeps_every_kth_row_apart() -> ppl::Result<()> {
+    let t = Tensor::arange(0u32, 10, &Device::Cpu)?;
+    let (train, test) = datasets::holdout_every(&t, 4)?;
+    assert_eq!(test.to_vec1::<u32>()?, vec![0, 4, 8]);
+    assert_eq!(train.to_vec1::<u32>()?, vec![1, 2, 3, 5, 6, 7, 9]);
+    let e = datasets::holdout_every(&t, 0).unwrap_err().to_string();
+    assert!(e.contains("every") && e.contains("at least 1"), "{e}");
+    Ok(())
+}

@@ -9,7 +9,7 @@ mod basic;
 #[allow(dead_code)]
 #[path = "ui_pass/branches_and_loops.rs"]
 mod branches_and_loops;
-#[allow(dead_code)]
+#[allow(dead_code, clippy::needless_lifetimes)] // the case spells its lifetimes out on purpose
 #[path = "ui_pass/generics_lifetimes.rs"]
 mod generics_lifetimes;
 #[allow(dead_code)]

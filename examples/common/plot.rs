@@ -16,7 +16,7 @@ use plotters::prelude::*;
 use ppl::{Error, Result};
 use std::path::Path;
 
-/// The bundled font: printable ASCII plus ± × μ σ – −.
+/// The bundled font: printable ASCII plus ² ³ ± × μ σ – −.
 static FONT: &[u8] = include_bytes!("DejaVuSans-subset.ttf");
 
 /// The font family name every style below uses; also plotters' default for axis labels.
@@ -60,6 +60,8 @@ pub struct Band<'a> {
     pub hi: Vec<f64>,
     /// Legend text of the band, e.g. "90% predictive interval".
     pub band_label: &'a str,
+    /// An optional inner band `(lo, hi, legend)` drawn darker over the band.
+    pub inner: Option<(Vec<f64>, Vec<f64>, &'a str)>,
     /// Observed `(x, y)` points.
     pub points: Vec<(f64, f64)>,
     /// Legend text of the points.
@@ -95,13 +97,22 @@ fn draw_band<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Band) -> std
         .draw()
         .map_err(|x| e(&x))?;
     let band_color = RGBColor(70, 130, 180);
-    let upper = p.x.iter().zip(&p.hi).map(|(&x, &y)| (x, y));
-    let lower = p.x.iter().zip(&p.lo).rev().map(|(&x, &y)| (x, y));
-    chart
-        .draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), band_color.mix(0.3).filled())))
-        .map_err(|x| e(&x))?
-        .label(p.band_label)
-        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], band_color.mix(0.3).filled()));
+    let polygon = |lo: &[f64], hi: &[f64]| -> Vec<(f64, f64)> {
+        let upper = p.x.iter().zip(hi).map(|(&x, &y)| (x, y));
+        upper.chain(p.x.iter().zip(lo).rev().map(|(&x, &y)| (x, y))).collect()
+    };
+    let mut bands = vec![(&p.lo, &p.hi, p.band_label, 0.25)];
+    if let Some((lo, hi, label)) = &p.inner {
+        bands.push((lo, hi, *label, 0.45));
+    }
+    for (lo, hi, label, alpha) in bands {
+        let style = band_color.mix(alpha).filled();
+        chart
+            .draw_series(std::iter::once(Polygon::new(polygon(lo, hi), style)))
+            .map_err(|x| e(&x))?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], style));
+    }
     chart
         .draw_series(LineSeries::new(p.x.iter().zip(&p.mean).map(|(&x, &y)| (x, y)), band_color.stroke_width(2)))
         .map_err(|x| e(&x))?

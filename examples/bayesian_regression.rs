@@ -5,14 +5,20 @@
 //! is held out. Prior: `b ~ N(0, 1)`, `w_j ~ N(0, 1)`, `sigma ~ HalfNormal(1)`; likelihood
 //! `y_i ~ N(x_i·w + b, sigma)`. `AutoMultivariateNormal` SVI and NUTS are compared on their
 //! posterior-predictive 90% intervals for the held-out patients: how many intervals contain the
-//! truth (ideally ~90%), how wide they are, and the error of the predictive mean.
+//! truth (ideally ~90%), how wide they are, and the error of the predictive mean. A PNG shows
+//! each method's held-out predictions (patients sorted by predictive mean) with their 90% bands
+//! and the true values.
 //!
 //! Run: `cargo run --release --example bayesian_regression`
 
 use clap::Parser;
 use ppl::prelude::*;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+#[path = "common/plot.rs"]
+pub mod plot;
 
 /// Diabetes regression: AutoMultivariateNormal SVI vs NUTS, held-out predictive intervals.
 #[derive(Parser, Debug, Clone)]
@@ -39,6 +45,9 @@ pub struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Directory for the picture.
+    #[arg(long, value_name = "DIR", default_value = "out/bayesian_regression")]
+    pub out: PathBuf,
     /// Tiny settings for a quick check.
     #[arg(long)]
     pub smoke: bool,
@@ -57,6 +66,8 @@ pub struct Fit {
     pub sigma: f64,
     /// Wall time of the fit.
     pub time: Duration,
+    /// Per held-out patient (in the data's units): predictive mean, 5% and 95% quantiles.
+    pub intervals: Vec<(f64, f64, f64)>,
 }
 
 /// What one run found.
@@ -74,6 +85,10 @@ pub struct Report {
     pub n_train: usize,
     /// See `n_train`.
     pub n_test: usize,
+    /// The PNG of the held-out predictions and its size in pixels.
+    pub png: PathBuf,
+    /// See `png`.
+    pub png_size: (u32, u32),
 }
 
 /// b ~ N(0, 1), w_j ~ N(0, 1), sigma ~ HalfNormal(1), y_i ~ N(x_i·w + b, sigma).
@@ -88,13 +103,14 @@ fn model((x, y): &(Tensor, Tensor)) -> Result<()> {
 }
 
 /// Posterior-predictive draws for `x` from draws `w` `[S, d]`, `b` `[S]`, `sigma` `[S]`; returns
-/// the coverage, width and RMSE (scaled by `y_scale`) against `y`; the caller sets the time.
-fn evaluate(w: &Tensor, b: &Tensor, sigma: &Tensor, x: &Tensor, y: &Tensor, y_scale: f64, rng: &mut ppl::Rng) -> Result<Fit> {
+/// the coverage, width and RMSE (scaled by `y_scale`) against `y`, and the intervals (in the
+/// data's units: `y_scale * v + y_shift`); the caller sets the time.
+fn evaluate(w: &Tensor, b: &Tensor, sigma: &Tensor, (x, y): (&Tensor, &Tensor), (y_scale, y_shift): (f64, f64), rng: &mut ppl::Rng) -> Result<Fit> {
     let mu = x.matmul(&w.t()?)?.broadcast_add(&b.unsqueeze(0)?)?; // [n, S]
     let eps = rng.normal_tensor(mu.dims(), DType::F64, mu.device())?;
     let rep = (mu + eps.broadcast_mul(&sigma.unsqueeze(0)?)?)?.to_vec2::<f64>()?;
     let y = y.to_vec1::<f64>()?;
-    let (mut inside, mut width, mut sq) = (0usize, 0.0, 0.0);
+    let (mut inside, mut width, mut sq, mut intervals) = (0usize, 0.0, 0.0, Vec::new());
     for (mut row, &t) in rep.into_iter().zip(&y) {
         let mean = row.iter().sum::<f64>() / row.len() as f64;
         row.sort_by(|a, b| a.total_cmp(b));
@@ -103,10 +119,11 @@ fn evaluate(w: &Tensor, b: &Tensor, sigma: &Tensor, x: &Tensor, y: &Tensor, y_sc
         inside += usize::from(lo <= t && t <= hi);
         width += hi - lo;
         sq += (mean - t).powi(2);
+        intervals.push((y_scale * mean + y_shift, y_scale * lo + y_shift, y_scale * hi + y_shift));
     }
     let n = y.len() as f64;
     let sigma = sigma.mean_all()?.to_scalar::<f64>()?;
-    Ok(Fit { coverage: inside as f64 / n, width: y_scale * width / n, rmse: y_scale * (sq / n).sqrt(), sigma: y_scale * sigma, time: Duration::ZERO })
+    Ok(Fit { coverage: inside as f64 / n, width: y_scale * width / n, rmse: y_scale * (sq / n).sqrt(), sigma: y_scale * sigma, time: Duration::ZERO, intervals })
 }
 
 /// Fits both methods and evaluates them on the held-out rows.
@@ -124,7 +141,7 @@ pub fn run(args: &Args) -> Result<Report> {
     let x_test = x_test.broadcast_sub(&x_mean)?.broadcast_div(&x_sd)?;
     let (y_train, y_mean, y_sd) = ppl::datasets::standardize(&y_train)?;
     let y_test = y_test.broadcast_sub(&y_mean)?.broadcast_div(&y_sd)?.squeeze(1)?;
-    let y_scale = y_sd.to_vec1::<f64>()?[0];
+    let y_units = (y_sd.to_vec1::<f64>()?[0], y_mean.to_vec1::<f64>()?[0]);
     let train = (x_train, y_train.squeeze(1)?);
     let mut rng = ppl::Rng::seed_from_u64(args.seed);
     let missing = |name: &str| Error::invalid_arg("bayesian_regression", name, "no such site in the posterior draws");
@@ -137,7 +154,7 @@ pub fn run(args: &Args) -> Result<Report> {
     let post = guide.sample_posterior(svi.params(), guide_draws, &mut rng)?;
     let time = start.elapsed();
     let get = |name: &str| post.get(name).ok_or_else(|| missing(name));
-    let svi_fit = Fit { time, ..evaluate(get("w")?, get("b")?, get("sigma")?, &x_test, &y_test, y_scale, &mut rng)? };
+    let svi_fit = Fit { time, ..evaluate(get("w")?, get("b")?, get("sigma")?, (&x_test, &y_test), y_units, &mut rng)? };
     let tenth = (steps / 10).max(1);
     let final_loss = losses[steps - tenth..].iter().sum::<f64>() / tenth as f64;
 
@@ -148,9 +165,33 @@ pub fn run(args: &Args) -> Result<Report> {
     let time = start.elapsed();
     let max_r_hat = samples.compute_summary()?.rows.iter().map(|r| r.r_hat).fold(f64::NAN, f64::max);
     let (w, b, sigma) = (samples.get_flat("w")?, samples.get_flat("b")?, samples.get_flat("sigma")?);
-    let nuts = Fit { time, ..evaluate(&w, &b, &sigma, &x_test, &y_test, y_scale, &mut rng)? };
+    let nuts = Fit { time, ..evaluate(&w, &b, &sigma, (&x_test, &y_test), y_units, &mut rng)? };
 
-    Ok(Report { svi: svi_fit, nuts, max_r_hat, final_loss, n_train: train.0.dim(0)?, n_test: x_test.dim(0)? })
+    let truth: Vec<f64> = y_test.to_vec1::<f64>()?.iter().map(|v| y_units.0 * v + y_units.1).collect();
+    let png = args.out.join("bayesian_regression.png");
+    let png_size = (1400, 600);
+    plot::bands_png(&png, png_size, &[panel("SVI (AutoMultivariateNormal)", &svi_fit, &truth), panel("NUTS", &nuts, &truth)])?;
+    Ok(Report { svi: svi_fit, nuts, max_r_hat, final_loss, n_train: train.0.dim(0)?, n_test: x_test.dim(0)?, png, png_size })
+}
+
+/// One method's held-out predictions, patients sorted by predictive mean.
+fn panel<'a>(method: &str, fit: &Fit, truth: &[f64]) -> plot::Band<'a> {
+    let mut order: Vec<usize> = (0..truth.len()).collect();
+    order.sort_by(|&i, &j| fit.intervals[i].0.total_cmp(&fit.intervals[j].0));
+    let col = |k: usize| order.iter().map(|&i| [fit.intervals[i].0, fit.intervals[i].1, fit.intervals[i].2][k]).collect::<Vec<_>>();
+    plot::Band {
+        title: format!("{method}: {:.0}% of held-out patients inside", 100.0 * fit.coverage),
+        x_label: "held-out patient, by predicted progression",
+        y_label: "disease progression after one year",
+        x: (0..truth.len()).map(|r| r as f64).collect(),
+        mean: col(0),
+        lo: col(1),
+        hi: col(2),
+        band_label: "90% predictive interval",
+        inner: None,
+        points: order.iter().enumerate().map(|(r, &i)| (r as f64, truth[i])).collect(),
+        points_label: "true value",
+    }
 }
 
 /// (chains, warmup, draws, steps, guide draws) after `--smoke`.
@@ -176,6 +217,7 @@ fn print(args: &Args, r: &Report) {
         );
     }
     println!("\n(Well-calibrated intervals cover about 90% of held-out patients.)");
+    println!("Wrote {} ({}×{} px): held-out predictions with their 90% intervals.", r.png.display(), r.png_size.0, r.png_size.1);
 }
 
 #[allow(dead_code)]

@@ -41,10 +41,10 @@ pub struct Args {
     #[arg(long, default_value_t = 4000)]
     pub steps: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.02)]
     pub lr: f64,
     /// ELBO particles per step.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     pub particles: usize,
     /// Posterior draws for the predictive band.
     #[arg(long, default_value_t = 2000)]
@@ -158,7 +158,7 @@ fn summarize(y: &[Vec<f64>], f: &[Vec<f64>]) -> Summary {
 
 /// Fits the BNN, draws its predictive band, writes the PNG.
 pub fn run(args: &Args) -> Result<Report> {
-    let (steps, draws) = if args.smoke { (1500, 300) } else { (args.steps, args.draws) };
+    let (steps, draws) = if args.smoke { (2000, 300) } else { (args.steps, args.draws) };
     for (flag, v) in [("--points", args.points), ("--hidden", args.hidden), ("--particles", args.particles), ("--draws", draws)] {
         if v == 0 {
             return Err(Error::invalid_arg("bnn", flag, "must be at least 1"));

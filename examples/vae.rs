@@ -286,7 +286,7 @@ pub fn run(args: &Args) -> Result<Report> {
         args.lr,
         args.device
     );
-    println!("Test ELBO before training: {test_elbo_start:.1} nats per image.\n");
+    println!("Test ELBO {} training: {test_elbo_start:.1} nats per image.\n", if args.resume { "at the checkpoint, before" } else { "before" });
     println!("{:>5}  {:>12}  {:>12}  {:>7}", "epoch", "train loss", "test ELBO", "time");
     println!("{:>5}  {:>12}  {:>12}  {:>7}", "", "(nats/img)", "(nats/img)", "(s)");
     let steps_per_epoch = n_train.div_ceil(batch);

@@ -59,8 +59,11 @@ mod bayesian_regression;
 /// target's sd is ~77), and the SVI fit must be finite and cover at least 75%.
 #[test]
 fn bayesian_regression_intervals_cover_held_out_patients() {
-    let args = bayesian_regression::Args::parse_from(["bayesian_regression", "--smoke"]);
+    let out = std::env::temp_dir().join(format!("ppl-test-bayesian_regression-{}", std::process::id()));
+    let args = bayesian_regression::Args::parse_from(["bayesian_regression", "--smoke", "--out", out.to_str().unwrap()]);
     let r = bayesian_regression::run(&args).unwrap();
+    assert_eq!(bayesian_regression::plot::png_size(&r.png).unwrap(), (1400, 600));
+    let _ = std::fs::remove_dir_all(&out);
     assert_eq!((r.n_train, r.n_test), (331, 111));
     assert!((0.75..=0.98).contains(&r.nuts.coverage), "NUTS coverage {}", r.nuts.coverage);
     assert!(r.nuts.rmse < 70.0, "NUTS RMSE {}", r.nuts.rmse);

@@ -77,6 +77,16 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A tick label: whole numbers without a decimal point, others with up to 3 significant decimals.
+fn tick(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 * v.abs().max(1.0) {
+        format!("{:.0}", v.round())
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').to_string()
+    }
+}
+
 fn draw_band<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Band) -> std::result::Result<(), String> {
     let e = |e: &dyn std::fmt::Display| e.to_string();
     let (x0, x1) = range(p.x.iter().copied().chain(p.points.iter().map(|q| q.0)));
@@ -93,6 +103,8 @@ fn draw_band<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Band) -> std
         .x_desc(p.x_label)
         .y_desc(p.y_label)
         .label_style((FAMILY, 14))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|x| e(&x))?;

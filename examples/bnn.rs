@@ -24,6 +24,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+// One copy per example binary; the test crate, which includes several examples, has several.
+#[allow(clippy::duplicate_mod)]
 #[path = "common/plot.rs"]
 pub mod plot;
 

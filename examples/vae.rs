@@ -298,7 +298,8 @@ pub fn run(args: &Args) -> Result<Report> {
     let start = Instant::now();
     for epoch in 1..=epochs {
         let t = Instant::now();
-        let bar = indicatif::ProgressBar::new(steps_per_epoch as u64).with_style(style.clone()).with_prefix(format!("epoch {epoch}/{epochs}"));
+        let bar = indicatif::ProgressBar::new(steps_per_epoch as u64).with_style(style.clone()).with_prefix(format!("epoch {epoch}/{epochs}"))
+            .with_message("-");
         let order = permutation(n_train, &mut rng);
         let mut sum = 0.0;
         for idx in order.chunks(batch) {
@@ -309,8 +310,8 @@ pub fn run(args: &Args) -> Result<Report> {
                 first.push(loss);
             }
             sum += loss * idx.dim(0)? as f64;
-            bar.inc(1);
             bar.set_message(format!("{loss:.1}"));
+            bar.inc(1);
         }
         bar.finish_and_clear();
         svi.save(&checkpoint)?;

@@ -337,3 +337,92 @@ fn shaped_network(net: BaselineNet, want: Vec<usize>, axis: Axis) -> BaselineNet
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::{Bernoulli, Normal};
+    use crate::handlers::{replay, trace};
+    use crate::primitives::{observe, sample, seq_plate};
+    use candle_core::Device;
+
+    /// The names of the sites downstream of guide site `name`: (guide sites, model sites).
+    fn downstream_of(model: Bound<'_>, guide: Bound<'_>, name: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let ((), g) = trace(guide)?;
+        let ((), m) = trace(|| replay(&g, model))?;
+        let gs: Vec<&Site> = g.nodes().filter(|s| s.has_log_prob()).collect();
+        let ms: Vec<&Site> = m.nodes().filter(|s| s.has_log_prob()).collect();
+        let graph = Graph::new(&gs, &ms);
+        let i = gs.iter().position(|s| s.name == name).expect("a guide site");
+        let (on_g, on_m) = graph.downstream(i);
+        let names = |sites: &[&Site], on: &[bool]| -> Vec<String> {
+            sites.iter().zip(on).filter(|(_, on)| **on).map(|(s, _)| s.name.clone()).collect()
+        };
+        Ok((names(&gs, &on_g), names(&ms, &on_m)))
+    }
+
+    #[test]
+    fn sequential_plates_cut_dependencies_and_each_program_keeps_its_order() -> Result<()> {
+        let y = Tensor::new(0.5f32, &Device::Cpu)?;
+        let guide = || -> Result<()> {
+            sample("a", Bernoulli::new(0.5)?)?;
+            seq_plate("t", 3, |t| sample(format!("z{t}"), Bernoulli::new(0.5)?).map(|_| ()))?;
+            sample("g", Normal::new(0.0, 1.0)?).map(|_| ())
+        };
+        let model = || -> Result<()> {
+            sample("a", Bernoulli::new(0.5)?)?;
+            seq_plate("t", 3, |t| {
+                sample(format!("z{t}"), Bernoulli::new(0.5)?)?;
+                observe(format!("y{t}"), Normal::new(0.0, 1.0)?, &y).map(|_| ())
+            })?;
+            sample("g", Normal::new(0.0, 1.0)?)?;
+            observe("y", Normal::new(0.0, 1.0)?, &y).map(|_| ())
+        };
+        // z1: not z0 (earlier), not z2 (another iteration); g ran after it in the guide.
+        let (g, m) = downstream_of(&model, &guide, "z1")?;
+        assert_eq!(g, ["z1", "g"]);
+        assert_eq!(m, ["z1", "y1", "g", "y"]);
+        let (g, m) = downstream_of(&model, &guide, "a")?;
+        assert_eq!(g, ["a", "z0", "z1", "z2", "g"]);
+        assert_eq!(m.len(), 9);
+
+        // The guide draws w before z, the model after: w's prior and y are downstream of z
+        // through the model, not through the guide.
+        let guide = || -> Result<()> {
+            sample("w", Normal::new(0.0, 1.0)?)?;
+            sample("z", Bernoulli::new(0.5)?).map(|_| ())
+        };
+        let model = || -> Result<()> {
+            sample("z", Bernoulli::new(0.5)?)?;
+            sample("w", Normal::new(0.0, 1.0)?)?;
+            observe("y", Normal::new(0.0, 1.0)?, &y).map(|_| ())
+        };
+        let (g, m) = downstream_of(&model, &guide, "z")?;
+        assert_eq!(g, ["z"]);
+        assert_eq!(m, ["z", "w", "y"]);
+        Ok(())
+    }
+
+    fn frame(name: &str, dim: isize, size: usize) -> CondIndepFrame {
+        CondIndepFrame { name: name.into(), dim: Some(dim), size, subsample_size: size, counter: 0 }
+    }
+
+    #[test]
+    fn costs_keep_only_the_plates_they_share_with_the_target() -> Result<()> {
+        // A cost in plates a (dim −1, size 3) and b (dim −2, size 2).
+        let t = Tensor::new(&[[1f32, 2., 3.], [10., 20., 30.]], &Device::Cpu)?;
+        let frames = [frame("b", -2, 2), frame("a", -1, 3)];
+        let to = |target: &[(&str, isize)], rank| reduce_to(&t, &frames, target, rank);
+        assert_eq!(to(&[("a", -1)], 1)?.to_vec1::<f32>()?, [11., 22., 33.]);
+        assert_eq!(to(&[("b", -2)], 2)?.to_vec2::<f32>()?, [[6.], [60.]]);
+        assert_eq!(to(&[], 0)?.to_scalar::<f32>()?, 66.);
+        // The target's plate c is not the cost's: summed there, kept in a.
+        assert_eq!(to(&[("c", -2), ("a", -1)], 2)?.to_vec2::<f32>()?, [[11., 22., 33.]]);
+        // Same name at another dim is another plate.
+        assert_eq!(to(&[("a", -2)], 2)?.dims(), [1, 1]);
+        // A global cost reaches every element of the target as one number.
+        let g = Tensor::new(5f32, &Device::Cpu)?;
+        assert_eq!(reduce_to(&g, &[], &[("a", -1), ("b", -2)], 2)?.to_vec2::<f32>()?, [[5.]]);
+        Ok(())
+    }
+}

@@ -288,12 +288,12 @@ fn needs_value(s: &Site) -> bool {
 /// `log q(z)` as the score function wants it: neither scaled by subsampling nor masked (the
 /// value was drawn from the unmasked distribution whatever the mask).
 fn score_function(z: &Site) -> Result<Tensor> {
-    if z.mask.is_none() {
-        if let Some(lq) = z.log_prob_unscaled()? {
-            return Ok(lq.clone());
-        }
+    if z.mask.is_none()
+        && let Some(lq) = z.log_prob_unscaled()?
+    {
+        return Ok(lq.clone());
     }
-    Ok(z.dist()?.log_prob(z.value()?)?)
+    z.dist()?.log_prob(z.value()?)
 }
 
 /// Sums a cost term `t` (a site's log-density, laid out by the site's plate frames `frames`)

@@ -42,12 +42,11 @@
 //! site, whose gradient has expectation zero, is left out of the surrogate. The loss is the same
 //! number [`TraceElbo`] reports for the same draws.
 //!
-//! [`TraceElbo`]: super::TraceElbo
 //! [`TraceMeanFieldElbo`]: super::TraceMeanFieldElbo
 
 use super::baseline::{Baseline, BaselineNet, Baselines};
-use super::particles::{Axis, Pass, Particles, Totals, accumulate, elbo_per_particle, needs_score};
-use super::{Bound, Elbo, ElboEstimate};
+use super::particles::{Axis, Pass, Totals, accumulate, elbo_per_particle, needs_score};
+use super::{Bound, Elbo, ElboEstimate, TraceElbo};
 use crate::error::{Error, Result};
 use crate::site::{CondIndepFrame, Site};
 use crate::trace::Trace;
@@ -90,11 +89,9 @@ use std::rc::Rc;
 /// # Ok::<(), ppl_runtime::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct TraceGraphElbo {
-    particles: Particles,
-    baselines: Baselines,
-}
+pub struct TraceGraphElbo(TraceElbo);
 
+/// The options are [`TraceElbo`]'s (one set of builder methods serves both).
 impl TraceGraphElbo {
     /// One particle, not vectorized, decaying-average baselines.
     pub fn new() -> Self {
@@ -102,48 +99,50 @@ impl TraceGraphElbo {
     }
 
     /// Draws `n` particles per step (default 1).
-    pub fn num_particles(mut self, n: usize) -> Self {
-        self.particles.num = n;
-        self
+    pub fn num_particles(self, n: usize) -> Self {
+        Self(self.0.num_particles(n))
     }
 
     /// Runs all particles in one pass, in an outer plate left of the model's plates (default false).
-    pub fn vectorize_particles(mut self, on: bool) -> Self {
-        self.particles.vectorize = on;
-        self
+    pub fn vectorize_particles(self, on: bool) -> Self {
+        Self(self.0.vectorize_particles(on))
     }
 
     /// The number of nested plates of the model and guide, which places the particle plate; found
     /// by running both once when not given.
-    pub fn max_plate_nesting(mut self, k: usize) -> Self {
-        self.particles.max_plate_nesting = Some(k);
-        self
+    pub fn max_plate_nesting(self, k: usize) -> Self {
+        Self(self.0.max_plate_nesting(k))
     }
 
     /// The baseline of the score-function term of site `name`.
-    pub fn baseline(mut self, name: impl Into<String>, baseline: Baseline) -> Self {
-        self.baselines.per_site.insert(name.into(), baseline);
-        self
+    pub fn baseline(self, name: impl Into<String>, baseline: Baseline) -> Self {
+        Self(self.0.baseline(name, baseline))
     }
 
     /// The baseline of every score-function site without its own (default: `Average { beta: 0.9 }`).
-    pub fn default_baseline(mut self, baseline: Baseline) -> Self {
-        self.baselines.default = baseline;
-        self
+    pub fn default_baseline(self, baseline: Baseline) -> Self {
+        Self(self.0.default_baseline(baseline))
+    }
+}
+
+/// The same options as a `TraceElbo`: `TraceGraphElbo::from(TraceElbo::default().num_particles(8))`.
+impl From<TraceElbo> for TraceGraphElbo {
+    fn from(options: TraceElbo) -> Self {
+        Self(options)
     }
 }
 
 impl Elbo for TraceGraphElbo {
     fn estimate(&mut self, model: Bound<'_>, guide: Bound<'_>) -> Result<ElboEstimate> {
+        let TraceElbo { particles, baselines } = &mut self.0;
         let mut totals = Totals::default();
-        let baselines = &mut self.baselines;
-        self.particles.run(model, guide, |pass| {
+        particles.run(model, guide, |pass| {
             // The loss is exactly TraceElbo's; the gradient comes from the graph surrogate alone.
             let e = elbo_per_particle(&pass)?.detach();
             let surrogate = surrogate_elbo(&pass, baselines)?;
             totals.add(&e, surrogate, pass)
         })?;
-        totals.finish(self.particles.num, &mut self.baselines, "TraceGraphElbo")
+        totals.finish(particles.num, baselines, "TraceGraphElbo")
     }
 }
 

@@ -15,7 +15,8 @@ fn log_joint(y: f64, masked: bool) -> (f64, f64) {
 }
 
 /// d(−ELBO)/dθ of one Bernoulli term under q(z) = Bernoulli(σ(θ)), enumerated by hand:
-/// ELBO = q·A₁ + (1 − q)·A₀ − q ln q − (1 − q) ln(1 − q), so dELBO/dθ = q(1 − q)(A₁ − A₀ − θ).
+/// ELBO = q·A₁ + (1 − q)·A₀ − q ln q − (1 − q) ln(1 − q),
+/// so dELBO/dθ = q(1 − q)(A₁ − A₀ − θ).
 fn exact_loss_grad(theta: f64, (a1, a0): (f64, f64)) -> f64 {
     let q = 1.0 / (1.0 + (-theta).exp());
     -q * (1.0 - q) * (a1 - a0 - theta)
@@ -23,7 +24,14 @@ fn exact_loss_grad(theta: f64, (a1, a0): (f64, f64)) -> f64 {
 
 /// The gradient of the surrogate with respect to parameter `name` (flattened) for `draws`
 /// estimates at fixed parameters, the estimate `d` drawn with seed `seed + d`.
-fn gradients(elbo: &mut dyn Elbo, model: Bound<'_>, guide: Bound<'_>, name: &str, draws: u64, seed: u64) -> Result<Vec<Vec<f64>>> {
+fn gradients(
+    elbo: &mut dyn Elbo,
+    model: Bound<'_>,
+    guide: Bound<'_>,
+    name: &str,
+    draws: u64,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>> {
     let store = ParamStore::new();
     (0..draws)
         .map(|d| {
@@ -160,7 +168,8 @@ fn plates_rao_blackwellize_each_element_to_its_own_costs() -> Result<()> {
     // value per vectorized particle; both leave the gradient unbiased.
     let per_element = Baseline::network(|_| ppl::param("b", Tensor::zeros(6, DType::F64, &Device::Cpu)?));
     let per_particle = Baseline::network(|_| ppl::param("b", Tensor::zeros(8, DType::F64, &Device::Cpu)?));
-    for (what, baseline, n, vectorize) in [("per element", per_element, 1, false), ("per particle", per_particle, 8, true)] {
+    let cases = [("per element", per_element, 1, false), ("per particle", per_particle, 8, true)];
+    for (what, baseline, n, vectorize) in cases {
         let mut graph = TraceGraphElbo::new().baseline("z", baseline).num_particles(n).vectorize_particles(vectorize);
         let store = ParamStore::new();
         let mut g = Vec::new();
@@ -186,7 +195,8 @@ fn bad_network_baselines_and_enumerated_guide_sites_are_errors() -> Result<()> {
     let wrong = Baseline::network(|_| ppl::param("b", Tensor::zeros(5, DType::F64, &Device::Cpu)?));
     let mut graph = TraceGraphElbo::new().baseline("z", wrong);
     let store = ParamStore::new();
-    let err = handlers::seed(0, || store.scope(|| graph.estimate(&plated_model, &plated_guide))).unwrap_err().to_string();
+    let err = handlers::seed(0, || store.scope(|| graph.estimate(&plated_model, &plated_guide)));
+    let err = err.unwrap_err().to_string();
     assert!(err.contains("`z`") && err.contains("[6]") && err.contains("[5]"), "{err}");
 
     let enumerated = || -> Result<()> {
@@ -287,8 +297,9 @@ fn the_loss_is_trace_elbos_for_the_same_seed() -> Result<()> {
         // The first step's loss is computed before any update.
         assert_eq!(a.step(&())?, b.step(&())?);
     }
-    let mut a = Svi::new(|_: &()| chain_model(), |_: &()| chain_guide(), Adam::new(0.01), TraceGraphElbo::new()).seed(4);
-    let mut b = Svi::new(|_: &()| chain_model(), |_: &()| chain_guide(), Adam::new(0.01), TraceElbo::default()).seed(4);
+    let (m, g) = (|_: &()| chain_model(), |_: &()| chain_guide());
+    let mut a = Svi::new(m, g, Adam::new(0.01), TraceGraphElbo::new()).seed(4);
+    let mut b = Svi::new(m, g, Adam::new(0.01), TraceElbo::default()).seed(4);
     assert_eq!(a.evaluate_loss(&())?, b.evaluate_loss(&())?);
     Ok(())
 }

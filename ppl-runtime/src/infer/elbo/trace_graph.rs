@@ -1,48 +1,5 @@
-//! `TraceGraphElbo`: the ELBO whose score-function terms see only their downstream costs.
-//!
-//! # Which ELBO
-//!
-//! - Every latent reparameterizable (Normal, Gamma, Beta, flows, autoguides...): [`TraceElbo`]
-//!   (or [`TraceMeanFieldElbo`] when the KLs are analytic). `TraceGraphElbo` gives the same
-//!   gradients there, at the cost of building the dependency structure.
-//! - Discrete (or `reparameterize(false)`) guide sites that **can be summed out** — a few values
-//!   each, in plates or Markov chains: `TraceEnumElbo`, which enumerates them and needs no score
-//!   function at all.
-//! - Discrete guide sites that **cannot be enumerated** (too many values or too many sites, such
-//!   as a Poisson or Binomial latent, or a discrete variable per data point in a deep model):
-//!   `TraceGraphElbo`. Its score-function terms have far lower variance than [`TraceElbo`]'s,
-//!   whose every score term multiplies the whole ELBO: here a site's term multiplies only the cost
-//!   terms its value can influence (Rao-Blackwellization), which matters most in plates, where
-//!   each element's site sees only its own element's costs.
-//!
-//! # The estimator
-//!
-//! For every guide site `z` drawn without `rsample` the surrogate gets a term
-//! `log q(z) · (downstream cost of z − baseline)` with the cost detached, where the downstream
-//! cost is the part of `log p − log q` that depends on `z` (Schulman et al. 2015, "Gradient
-//! Estimation Using Stochastic Computation Graphs"; Pyro's `TraceGraph_ELBO`). It is found from
-//! the traces, as Pyro's *dense* graphs do:
-//!
-//! 1. Dependencies follow execution order: a site may depend on every site that ran before it,
-//!    except across elements of a sequential plate (`seq_plate`: same plate, different
-//!    iteration), which the user declared conditionally independent. In the guide, `z`'s
-//!    descendants are the sites reachable from `z` this way.
-//! 2. The cost of `z` is `log p(d) − log q(d)` for `z` and each of its guide descendants `d`,
-//!    plus `log p(m)` for every model site `m` that runs after one of them in the model (and is
-//!    not separated from it by a sequential plate). Cost terms that ran before `z` — in both the
-//!    guide and the model — are left out: they do not depend on `z`.
-//! 3. Vectorized plates: a cost term in a plate that `z` also lies in stays per element, so
-//!    element `i`'s score multiplies element `i`'s costs only; every other dim (other plates,
-//!    batch dims that are not plates) is summed. With vectorized particles the particle plate
-//!    is one of these plates, so particles never mix.
-//!
-//! The score `log q(z)` is the site's log-density unscaled and unmasked (the surrogate's gradient
-//! is then an unbiased estimate of the gradient of the subsampled, masked ELBO); every cost term
-//! is scaled and masked as the ELBO is. The guide's own `−log q(z)` term of a score-function
-//! site, whose gradient has expectation zero, is left out of the surrogate. The loss is the same
-//! number [`TraceElbo`] reports for the same draws.
-//!
-//! [`TraceMeanFieldElbo`]: super::TraceMeanFieldElbo
+//! `TraceGraphElbo`: the ELBO whose score-function terms see only their downstream costs
+//! (the dependency structure and when to use it are in [`TraceGraphElbo`]'s docs).
 
 use super::baseline::{Baseline, BaselineNet, Baselines};
 use super::particles::{Axis, Pass, Totals, accumulate, elbo_per_particle, needs_score};
@@ -56,13 +13,57 @@ use std::rc::Rc;
 
 /// The ELBO with Rao-Blackwellized score-function gradients (Pyro's `TraceGraph_ELBO`): each
 /// non-reparameterized guide site's score term multiplies only the costs downstream of it,
-/// per plate element. See the [module docs](self) for the estimator and for when to use it rather
-/// than `TraceElbo` or `TraceEnumElbo`.
+/// per plate element.
 ///
-/// The loss equals [`TraceElbo`](super::TraceElbo)'s for the same draws; only the surrogate (so
-/// the gradient's variance) differs. Baselines are set as for `TraceElbo`: per site with
-/// [`TraceGraphElbo::baseline`], otherwise [`TraceGraphElbo::default_baseline`] (a decaying
-/// average, `beta = 0.9`, of the site's mean downstream cost). A [`Baseline::Network`] returns a
+/// # Which ELBO
+///
+/// - Every latent site reparameterizable (Normal, Gamma, Beta, flows, autoguides...):
+///   [`TraceElbo`] (or [`TraceMeanFieldElbo`](super::TraceMeanFieldElbo) when the KLs are
+///   analytic). `TraceGraphElbo` gives the same gradients there, at the cost of building the
+///   dependency structure.
+/// - Discrete (or `reparameterize(false)`) guide sites that **can be summed out** — a few values
+///   each, in plates or Markov chains: `TraceEnumElbo`, which enumerates them and needs no score
+///   function at all.
+/// - Discrete guide sites that **cannot be enumerated** (too many values or too many sites, such
+///   as a Poisson or Binomial latent, or a discrete variable per data point in a deep model):
+///   `TraceGraphElbo`. Its score-function terms have far lower variance than [`TraceElbo`]'s,
+///   whose every score term multiplies the whole ELBO: here a site's term multiplies only the cost
+///   terms its value can influence (Rao-Blackwellization), which matters most in plates, where
+///   each element's site sees only its own element's costs.
+///
+/// # The estimator
+///
+/// For every guide site `z` drawn without `rsample` the surrogate gets a term
+/// `log q(z) · (downstream cost of z − baseline)` with the cost detached, where the downstream
+/// cost is the part of `log p − log q` that depends on `z` (Schulman et al. 2015, "Gradient
+/// Estimation Using Stochastic Computation Graphs"). It is found from
+/// the traces, as Pyro's *dense* graphs do:
+///
+/// 1. Dependencies follow execution order: a site may depend on every site that ran before it,
+///    except across elements of a sequential plate (`seq_plate`: same plate, different
+///    iteration), which the user declared conditionally independent. In the guide, `z`'s
+///    descendants are the sites reachable from `z` this way.
+/// 2. The cost of `z` is `log p(d) − log q(d)` for `z` and each of its guide descendants `d`,
+///    plus `log p(m)` for every model site `m` that runs after one of them in the model (and is
+///    not separated from it by a sequential plate). Cost terms that ran before `z` — in both the
+///    guide and the model — are left out: they do not depend on `z`.
+/// 3. Vectorized plates: a cost term in a plate that `z` also lies in stays per element, so
+///    element `i`'s score multiplies element `i`'s costs only; every other dim (other plates,
+///    batch dims that are not plates) is summed. With vectorized particles the particle plate
+///    is one of these plates, so particles never mix.
+///
+/// The score `log q(z)` is the site's log-density unscaled and unmasked (the surrogate's gradient
+/// is then an unbiased estimate of the gradient of the subsampled, masked ELBO); every cost term
+/// is scaled and masked as the ELBO is. The guide's own `−log q(z)` term of a score-function
+/// site, whose gradient has expectation zero, is left out of the surrogate. The loss is the same
+/// number [`TraceElbo`] reports for the same draws.
+///
+/// # Options
+///
+/// The options are [`TraceElbo`]'s (`TraceGraphElbo::from(trace_elbo)` takes them over).
+/// Baselines are set per site with [`TraceGraphElbo::baseline`], otherwise
+/// [`TraceGraphElbo::default_baseline`] (a decaying average, `beta = 0.9`, of the site's mean
+/// downstream cost). A [`Baseline::Network`] returns a
 /// scalar, one value per vectorized particle, or a tensor shaped like the site's downstream cost
 /// (the site's plate dims, e.g. `[n]` for a site in a plate of subsample size `n`).
 ///
@@ -86,12 +87,14 @@ use std::rc::Rc;
 /// let mut svi = Svi::new(model, guide, Adam::new(0.1), elbo).seed(0);
 /// let losses = svi.run(&x, 100)?;
 /// assert!(losses.iter().all(|l| l.is_finite()));
+/// let logits = svi.params().get("logits")?.unwrap().to_vec1::<f32>()?;
+/// assert!(logits[0] < 0.0 && logits[2] > 0.0, "x = −1.2 is from the first component, x = 2 from the second");
 /// # Ok::<(), ppl_runtime::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct TraceGraphElbo(TraceElbo);
 
-/// The options are [`TraceElbo`]'s (one set of builder methods serves both).
+/// The builder methods delegate to [`TraceElbo`]'s.
 impl TraceGraphElbo {
     /// One particle, not vectorized, decaying-average baselines.
     pub fn new() -> Self {
@@ -217,9 +220,14 @@ impl<'a> Graph<'a> {
     fn downstream(&self, i: usize) -> (Vec<bool>, Vec<bool>) {
         let g = self.guide;
         let mut in_guide = vec![false; g.len()];
-        in_guide[i] = true;
+        let mut members = vec![i];
         for j in i + 1..g.len() {
-            in_guide[j] = (i..j).any(|k| in_guide[k] && dependent(g[k], g[j]));
+            if members.iter().any(|&k| dependent(g[k], g[j])) {
+                members.push(j);
+            }
+        }
+        for &k in &members {
+            in_guide[k] = true;
         }
         let m = self.model;
         let mut in_model = vec![false; m.len()];
@@ -301,7 +309,8 @@ fn score_function(z: &Site) -> Result<Tensor> {
 /// The result has rank `rank`, with size 1 in every dim not kept.
 fn reduce_to(t: &Tensor, frames: &[CondIndepFrame], target: &[(&str, isize)], rank: usize) -> Result<Tensor> {
     let r = t.rank();
-    let kept = |d: isize| target.iter().any(|&(n, td)| td == d && frames.iter().any(|f| f.dim == Some(d) && f.name == n));
+    let shared = |n: &str, d: isize| frames.iter().any(|f| f.dim == Some(d) && f.name == n);
+    let kept = |d: isize| target.iter().any(|&(n, td)| td == d && shared(n, d));
     let summed: Vec<usize> = (0..r).filter(|&p| !kept(p as isize - r as isize)).collect();
     let t = if summed.is_empty() { t.clone() } else { t.sum_keepdim(summed)? };
     let shape: Vec<usize> = (0..rank)

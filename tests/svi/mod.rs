@@ -8,6 +8,7 @@ mod elbo;
 mod optim;
 mod predictive;
 mod state;
+mod trace_graph;
 
 use ppl::prelude::*;
 

@@ -6,6 +6,7 @@
 //! (pathwise through reparameterized sites, score-function terms for the others).
 //!
 //! - [`TraceElbo`]: the standard Monte Carlo ELBO, with baselines for score-function sites;
+//! - [`TraceGraphElbo`]: the same loss, each score-function term Rao-Blackwellized to its downstream costs;
 //! - [`TraceMeanFieldElbo`]: analytic KL divergences where the KL registry knows the pair;
 //! - [`RenyiElbo`]: the Rényi α-divergence bound.
 //!
@@ -17,11 +18,13 @@ mod mean_field;
 pub(crate) mod particles;
 mod renyi;
 mod trace_elbo;
+mod trace_graph;
 
 pub use baseline::{Baseline, BaselineNet};
 pub use mean_field::TraceMeanFieldElbo;
 pub use renyi::RenyiElbo;
 pub use trace_elbo::TraceElbo;
+pub use trace_graph::TraceGraphElbo;
 
 use crate::error::Result;
 use crate::trace::Trace;

@@ -22,8 +22,8 @@ use crate::error::Result;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct TraceElbo {
-    particles: Particles,
-    baselines: Baselines,
+    pub(crate) particles: Particles,
+    pub(crate) baselines: Baselines,
 }
 
 impl TraceElbo {

@@ -75,6 +75,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[path = "svi_autoguide.rs"]
 mod svi_autoguide;
+#[path = "svi_graph.rs"]
+mod svi_graph;
 
 fn main() -> Result<()> {
     let _validation = ppl::defaults::set_validation(false);
@@ -110,5 +112,6 @@ fn main() -> Result<()> {
         ppl_cpu * 1e6 / steps,
         hand_cpu * 1e6 / steps
     );
-    svi_autoguide::run()
+    svi_autoguide::run()?;
+    svi_graph::run()
 }

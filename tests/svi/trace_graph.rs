@@ -279,6 +279,11 @@ fn subsampled_plates_give_the_full_data_gradient() -> Result<()> {
     let mut graph = TraceGraphElbo::new();
     let g = component(&gradients(&mut graph, &subsampled_model, &subsampled_guide, "theta", 3000, 900)?, 0);
     assert_mean("subsampled", &g, exact);
+    // TraceElbo's score-function estimator (whole-ELBO cost) must be unbiased too: it once used
+    // the scaled log q as the score and was off by the factor 2.
+    let mut plain = TraceElbo::default();
+    let g = component(&gradients(&mut plain, &subsampled_model, &subsampled_guide, "theta", 3000, 900)?, 0);
+    assert_mean("subsampled, TraceElbo", &g, exact);
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 use super::particles::{Axis, needs_score, per_particle, scalar};
 use crate::error::Result;
+use crate::site::Site;
 use crate::trace::Trace;
 use candle_core::Tensor;
 use std::collections::HashMap;
@@ -53,6 +54,19 @@ impl fmt::Debug for Baseline {
     }
 }
 
+/// `log q(z)` as a score function wants it: neither scaled by subsampling nor masked. The value
+/// was drawn from the whole unmasked distribution, so the score is that density's; the costs it
+/// multiplies carry the scale and the mask (scaling the score too would count the subsampling
+/// scale twice).
+pub(crate) fn score_log_prob(z: &Site) -> Result<Tensor> {
+    if z.mask.is_none()
+        && let Some(lq) = z.log_prob_unscaled()?
+    {
+        return Ok(lq.clone());
+    }
+    z.dist()?.log_prob(z.value()?)
+}
+
 /// Per-site baselines and the running averages they keep.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Baselines {
@@ -69,8 +83,7 @@ impl Baselines {
     pub fn score_terms(&mut self, guide: &Trace, axis: Axis, cost: &Tensor) -> Result<Option<Tensor>> {
         let mut total: Option<Tensor> = None;
         for site in guide.nodes().filter(|s| needs_score(s)) {
-            let Some(lq) = site.log_prob()? else { continue };
-            let lq = per_particle(lq, axis)?;
+            let lq = per_particle(&score_log_prob(site)?, axis)?;
             let term = self.term(&site.name, &lq, cost, guide).map_err(|e| e.at_site(&site.name, site.location()))?;
             total = Some(match total {
                 None => term,

@@ -1,7 +1,7 @@
 //! `TraceGraphElbo`: the ELBO whose score-function terms see only their downstream costs
 //! (the dependency structure and when to use it are in [`TraceGraphElbo`]'s docs).
 
-use super::baseline::{Baseline, BaselineNet, Baselines};
+use super::baseline::{Baseline, BaselineNet, Baselines, score_log_prob};
 use super::particles::{Axis, Pass, Totals, accumulate, elbo_per_particle, needs_score};
 use super::{Bound, Elbo, ElboEstimate, TraceElbo};
 use crate::error::{Error, Result};
@@ -271,7 +271,7 @@ impl<'a> Graph<'a> {
                 cost = accumulate(cost, reduce_to(&lp.detach(), &s.cond_indep_stack, &target, rank)?)?;
             }
         }
-        let score = reduce_to(&score_function(z)?, &z.cond_indep_stack, &target, rank)?;
+        let score = reduce_to(&score_log_prob(z)?, &z.cond_indep_stack, &target, rank)?;
         let cost = match cost {
             Some(c) => c.broadcast_as(score.dims())?.contiguous()?,
             None => score.zeros_like()?,
@@ -290,17 +290,6 @@ impl<'a> Graph<'a> {
 /// Whether a model site takes its value in the model: a latent sample site.
 fn needs_value(s: &Site) -> bool {
     s.kind == crate::site::SiteKind::Sample && !s.is_observed && !s.intervened
-}
-
-/// `log q(z)` as the score function wants it: neither scaled by subsampling nor masked (the
-/// value was drawn from the unmasked distribution whatever the mask).
-fn score_function(z: &Site) -> Result<Tensor> {
-    if z.mask.is_none()
-        && let Some(lq) = z.log_prob_unscaled()?
-    {
-        return Ok(lq.clone());
-    }
-    z.dist()?.log_prob(z.value()?)
 }
 
 /// Sums a cost term `t` (a site's log-density, laid out by the site's plate frames `frames`)

@@ -5,6 +5,7 @@ mod datasets;
 mod examples;
 mod handlers;
 mod params;
+mod render;
 mod macros;
 mod mcmc;
 mod nn;

@@ -3,6 +3,7 @@
 mod autoguide;
 mod datasets;
 mod examples;
+mod examples_lda;
 mod handlers;
 mod params;
 mod render;

@@ -60,7 +60,7 @@ pub struct Args {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// SVI steps timed for each plate variant.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 30)]
     pub timing_steps: usize,
     /// Random seed (corpus, initialisation and SVI).
     #[arg(long, default_value_t = 0)]
@@ -126,7 +126,7 @@ pub struct Report {
     pub fit_time: Duration,
     /// Topics, true ones by decreasing share.
     pub topics: Vec<TopicMatch>,
-    /// Seconds per SVI step with the vectorized and with the sequential document plate.
+    /// Median seconds per SVI step with the vectorized and with the sequential document plate.
     pub step_vectorized: f64,
     /// See `step_vectorized`.
     pub step_sequential: f64,
@@ -351,21 +351,37 @@ fn match_topics(truth: &[Vec<f32>], learned: &[Vec<f32>], share: &[f64]) -> Vec<
     out
 }
 
-/// Seconds per SVI step of `model`/`guide` over `steps` steps, after one untimed step.
-fn time_steps<M, MM, G, GM>(model: M, guide: G, corpus: &Corpus, args: &Args, steps: usize) -> Result<f64>
-where
-    M: Program<Corpus, MM> + 'static,
-    MM: 'static,
-    G: Program<Corpus, GM> + 'static,
-    GM: 'static,
-{
-    let mut svi = Svi::new(model, guide, ClippedAdam::new(args.learning_rate), TraceElbo::default()).seed(args.seed);
-    svi.step(corpus)?;
-    let start = Instant::now();
-    for _ in 0..steps {
-        svi.step(corpus)?;
+/// Median seconds per SVI step of the vectorized and of the sequential variant, timed in
+/// alternation (one step of each per round, after one untimed step each), so that a change in
+/// the machine's load affects both alike.
+fn time_plates(net: &Mlp, corpus: &Corpus, args: &Args, rounds: usize) -> Result<(f64, f64)> {
+    let svi = |seq: bool| {
+        let net = net.clone();
+        let optim = ClippedAdam::new(args.learning_rate);
+        if seq {
+            Svi::new(model_seq, move |c: &Corpus| guide_seq(&net, c), optim, TraceElbo::default()).seed(args.seed)
+        } else {
+            Svi::new(model, move |c: &Corpus| guide(&net, c), optim, TraceElbo::default()).seed(args.seed)
+        }
+    };
+    let mut variants = [svi(false), svi(true)];
+    let mut times = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+    for v in &mut variants {
+        v.step(corpus)?;
     }
-    Ok(start.elapsed().as_secs_f64() / steps as f64)
+    for _ in 0..rounds {
+        for (v, t) in variants.iter_mut().zip(&mut times) {
+            let start = Instant::now();
+            v.step(corpus)?;
+            t.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let median = |t: &mut Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        let n = t.len();
+        if n % 2 == 1 { t[n / 2] } else { 0.5 * (t[n / 2 - 1] + t[n / 2]) }
+    };
+    Ok((median(&mut times[0]), median(&mut times[1])))
 }
 
 /// Generates the corpus, fits the guide, matches topics and times both plate variants.
@@ -423,9 +439,7 @@ pub fn run(args: &Args) -> Result<Report> {
     let learned = b.broadcast_div(&b.sum_keepdim(1)?)?.to_vec2::<f32>()?;
     let topics = match_topics(&true_phi.to_vec2::<f32>()?, &learned, &share);
 
-    let (n1, n2) = (net.clone(), net.clone());
-    let step_vectorized = time_steps(model, move |c: &Corpus| guide(&n1, c), &corpus, &a, a.timing_steps)?;
-    let step_sequential = time_steps(model_seq, move |c: &Corpus| guide_seq(&n2, c), &corpus, &a, a.timing_steps)?;
+    let (step_vectorized, step_sequential) = time_plates(&net, &corpus, &a, a.timing_steps)?;
     Ok(Report { losses, fit_time, topics, step_vectorized, step_sequential, timing_steps: a.timing_steps, batch: a.batch_size })
 }
 
@@ -454,7 +468,7 @@ fn print(r: &Report) {
     }
     println!("(word ids, most probable first; cosine: similarity of the true and learned word distributions.");
     println!(" A topic that generated few of the corpus's words cannot be recovered from it.)\n");
-    println!("One SVI step on {} documents, mean of {} steps:", r.batch, r.timing_steps);
+    println!("One SVI step on {} documents (median of {} steps of each, alternating):", r.batch, r.timing_steps);
     println!("  {:<34} {:>8.2} ms", "vectorized plate (`plate`)", 1e3 * r.step_vectorized);
     println!("  {:<34} {:>8.2} ms", "sequential plate (`seq_plate_iter`)", 1e3 * r.step_sequential);
     println!("  {:<34} {:>8.1}x   (Pyro's documentation reports 6.5x)", "speed-up", r.step_sequential / r.step_vectorized);

@@ -293,3 +293,23 @@ fn a_failing_model_is_an_error() {
     let err = ppl::render_model(model, &()).unwrap_err().to_string();
     assert!(err.contains("scale"), "{err}");
 }
+
+/// When a site's log-density cannot be computed at its value (here an observation outside the
+/// Exponential's support), its dependencies are unknown: one dashed edge from the site before it.
+#[test]
+fn unknown_dependencies_fall_back_to_the_order_of_the_sites() {
+    let model = |_: &()| -> Result<()> {
+        let a = ppl::sample("a", Normal::new(0.0, 1.0)?)?;
+        ppl::sample("b", Normal::new(0.0, 1.0)?)?;
+        let bad = Tensor::new(-1f32, &Device::Cpu)?;
+        ppl::observe("y", Exponential::new(&a.exp()?)?, &bad)?;
+        Ok(())
+    };
+    let text = ppl::render_model(model, &()).unwrap();
+    let dot = parse_dot(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(edge_set(&dot), set(&[("b", "y")]), "{text}");
+    assert_eq!(dot.edges[0].2["style"], "dashed");
+    let g = model_graph(model, &(), &RenderOptions::new()).unwrap();
+    assert_eq!(g.edges.len(), 1);
+    assert!(!g.edges[0].known);
+}

@@ -12,17 +12,19 @@
 //! - a factor site depends on the sites whose `Var`s reach its log-weight.
 //!
 //! The graph is walked with [`Tensor::sorted_nodes`] (the walk `backward` makes, without
-//! computing gradients), so dependencies through comparisons, `where_cond` predicates and index
-//! tensors of `index_select`/`gather` are found as well as through differentiable arithmetic.
-//! Dependencies are direct: `c ~ N(b, 1)` with `b ~ N(a, 1)` gives the edges `a -> b -> c`, not
-//! `a -> c`.
+//! computing gradients), so a dependency is found through any float operation Candle records,
+//! differentiable or not (a `where_cond` branch, a custom op, a `max`), and through an integer
+//! site value used directly as the indices of `index_select`/`gather` (a categorical assignment
+//! picking a cluster's parameters). Dependencies are direct: `c ~ N(b, 1)` with `b ~ N(a, 1)`
+//! gives the edges `a -> b -> c`, not `a -> c`.
 //!
-//! What the op graph cannot show is a dependency that leaves it: a value copied to the host
-//! (`to_vec`, `to_scalar`) and back, integer tensors computed from a site's value (`to_dtype` to
-//! an integer type, or comparisons turned into masks: Candle does not walk integer tensors),
-//! `floor`/`round`/`ceil`/`sign`, `detach`, and control flow. When a site's log-density cannot be
-//! computed at all, its dependencies are unknown and the site gets one dashed edge from the site
-//! before it (the sites in order).
+//! What the op graph cannot show is a dependency that leaves it: Candle does not walk integer
+//! tensors, so an integer value reshaped or converted before use, a comparison (its result is a
+//! `u8` mask) or a `where_cond` predicate hides its inputs; so do a value copied to the host
+//! (`to_vec`, `to_scalar`) and back, `floor`/`round`/`ceil`/`sign`, `detach`, and control flow.
+//! When a site's log-density cannot be computed at its value (it fails validation, or the
+//! distribution has none), its dependencies are unknown and the site gets one dashed edge from
+//! the site before it (the sites in order).
 
 use super::program::Program;
 use crate::error::Result;

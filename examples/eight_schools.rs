@@ -122,6 +122,7 @@ pub fn run(args: &Args) -> Result<Report> {
     if chains == 0 || draws == 0 || particles == 0 {
         return Err(Error::invalid_arg("eight_schools", "--chains/--draws/--particles", "must all be at least 1"));
     }
+    std::fs::create_dir_all(&args.out).map_err(|e| io_error(&args.out, e))?;
     let _f64 = ppl::defaults::set_default_dtype(DType::F64);
     let (y, sigma) = load()?;
     let data = (sigma.clone(), y.clone());
@@ -159,7 +160,6 @@ pub fn run(args: &Args) -> Result<Report> {
 
     // 4. The model's graph.
     let dot = ppl::render_model(noncentered, &data)?;
-    std::fs::create_dir_all(&args.out).map_err(|e| io_error(&args.out, e))?;
     let path = args.out.join("model.dot");
     std::fs::write(&path, &dot).map_err(|e| io_error(&path, e))?;
 

@@ -244,8 +244,10 @@ fn point_on_simplex(theta: &Tensor) -> Result<GuideDelta> {
 fn guide_globals(c: &Corpus) -> Result<()> {
     let dev = ppl::defaults::current().device;
     let a = ppl::param_with("topic_weights_posterior", Tensor::ones(c.topics, DType::F32, &dev)?, positive())?;
-    // Pyro starts every topic at ones; a little seeded noise breaks the symmetry between topics.
-    let init = ppl::ParamInit::lazy(|| Ok((ppl::runtime::with_rng(|r| r.uniform_tensor(&[c.topics, c.vocab], DType::F32, &dev))? + 0.5)?));
+    // Pyro starts every topic at ones; seeded noise, U(0.55, 1.55), breaks the symmetry between
+    // topics (and stays clear of the constraint's boundary 0.5, where the unconstrained value is -inf).
+    let noise = || ppl::runtime::with_rng(|r| r.uniform_tensor(&[c.topics, c.vocab], DType::F32, &dev));
+    let init = ppl::ParamInit::lazy(|| Ok((noise()? + 0.55)?));
     let b = ppl::param_with(
         "topic_words_posterior",
         init,

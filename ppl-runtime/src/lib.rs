@@ -35,6 +35,7 @@ pub mod site;
 pub mod trace;
 
 pub use error::{Error, Location, Result};
+pub use infer::render::{render_model, render_model_with};
 pub use params::ParamStore;
 pub use primitives::{
     ObsValue, ParamOptions, PlateOptions, SampleOptions, SeqPlateIndex, deterministic, deterministic_with, factor, factor_with, module, observe,

@@ -12,6 +12,7 @@ pub mod mcmc;
 pub mod potential;
 pub mod predictive;
 pub mod program;
+pub mod render;
 pub mod svi;
 
 pub use autoguide::*;
@@ -23,4 +24,5 @@ pub use mcmc::*;
 pub use potential::*;
 pub use predictive::*;
 pub use program::*;
+pub use render::*;
 pub use svi::*;

@@ -9,7 +9,7 @@ use ppl::prelude::*;
 use ppl::rng::Rng;
 
 #[path = "../examples/dmm.rs"]
-mod dmm;
+mod example;
 
 /// Counts written by `tools/jsb_chorales.py` when it built the file (406 distinct SATB chorales
 /// of the music21 10.5 corpus, split 60/20/20), and the time steps per split, counted from the
@@ -239,8 +239,8 @@ fn gru_layer_registers_seeded_parameters() -> ppl::Result<()> {
 #[test]
 fn dmm_smoke_elbo_rises() {
     for iafs in ["0", "1"] {
-        let args = dmm::Args::parse_from(["dmm", "--smoke", "--num-iafs", iafs, "--eval-every", "10"]);
-        let r = dmm::run(&args).unwrap();
+        let args = example::Args::parse_from(["dmm", "--smoke", "--num-iafs", iafs, "--eval-every", "10"]);
+        let r = example::run(&args).unwrap();
         let (first, last) = (r.train_elbo[0], *r.train_elbo.last().unwrap());
         assert!(first < -40.0 && last > first + 15.0, "{iafs} IAF(s): train ELBO {first} -> {last}");
         let (_, test) = *r.test_elbo.last().unwrap();
@@ -253,10 +253,10 @@ fn dmm_smoke_elbo_rises() {
 fn dmm_resume_repeats_the_uninterrupted_run() {
     let path = std::env::temp_dir().join(format!("ppl-dmm-{}.safetensors", std::process::id()));
     let p = path.to_str().unwrap();
-    let whole = dmm::run(&dmm::Args::parse_from(["dmm", "--smoke", "--epochs", "6", "--num-iafs", "1"])).unwrap();
-    dmm::run(&dmm::Args::parse_from(["dmm", "--smoke", "--epochs", "3", "--num-iafs", "1", "--checkpoint", p])).unwrap();
+    let whole = example::run(&example::Args::parse_from(["dmm", "--smoke", "--epochs", "6", "--num-iafs", "1"])).unwrap();
+    example::run(&example::Args::parse_from(["dmm", "--smoke", "--epochs", "3", "--num-iafs", "1", "--checkpoint", p])).unwrap();
     let rest =
-        dmm::run(&dmm::Args::parse_from(["dmm", "--smoke", "--epochs", "6", "--num-iafs", "1", "--checkpoint", p, "--resume"]))
+        example::run(&example::Args::parse_from(["dmm", "--smoke", "--epochs", "6", "--num-iafs", "1", "--checkpoint", p, "--resume"]))
             .unwrap();
     std::fs::remove_file(&path).ok();
     assert_eq!(rest.start_epoch, 3);
@@ -266,8 +266,8 @@ fn dmm_resume_repeats_the_uninterrupted_run() {
 /// Bad flags are errors, not panics.
 #[test]
 fn dmm_rejects_bad_flags() {
-    let err = dmm::run(&dmm::Args::parse_from(["dmm", "--num-iafs", "3"])).unwrap_err().to_string();
+    let err = example::run(&example::Args::parse_from(["dmm", "--num-iafs", "3"])).unwrap_err().to_string();
     assert!(err.contains("--num-iafs") && err.contains('3'), "{err}");
-    let err = dmm::run(&dmm::Args::parse_from(["dmm", "--resume"])).unwrap_err().to_string();
+    let err = example::run(&example::Args::parse_from(["dmm", "--resume"])).unwrap_err().to_string();
     assert!(err.contains("--checkpoint"), "{err}");
 }

@@ -255,3 +255,160 @@ const BREAST_CANCER_FEATURES: [&str; 30] = [
 ];
 
 const DIABETES_FEATURES: [&str; 10] = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"];
+
+/// Number of piano keys in a [`Chorale`]'s steps (MIDI pitches 21..=108).
+pub const PIANO_KEYS: usize = 88;
+
+/// The MIDI pitch of piano key 0 (A0).
+pub const LOWEST_MIDI_PITCH: u8 = 21;
+
+/// One of Bach's chorales as a piano roll: per step (a quarter note), the keys sounding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chorale {
+    /// The music21 corpus file it came from (e.g. `bwv1.6`).
+    pub name: String,
+    /// Per step, the sounding keys in increasing order, as indices `0..88` (MIDI pitch − 21).
+    pub steps: Vec<Vec<u8>>,
+}
+
+impl Chorale {
+    /// The number of steps.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether the chorale has no steps (never true for the shipped data).
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// J. S. Bach's four-part chorales as 88-key binary piano rolls at one step per quarter note (the
+/// JSB Chorales preprocessing of Boulanger-Lewandowski et al., 2012), built from the music21
+/// corpus by `tools/jsb_chorales.py`, with its fixed train / validation / test split (about
+/// 60 / 20 / 20%). See `data/README.md`.
+#[derive(Debug, Clone)]
+pub struct JsbChorales {
+    /// Training chorales.
+    pub train: Vec<Chorale>,
+    /// Validation chorales.
+    pub valid: Vec<Chorale>,
+    /// Test chorales.
+    pub test: Vec<Chorale>,
+}
+
+impl JsbChorales {
+    /// Reads the shipped `data/jsb_chorales.txt.gz`.
+    pub fn load() -> Result<JsbChorales> {
+        Self::load_from(data_dir().join("jsb_chorales.txt.gz"))
+    }
+
+    /// Reads a file in the format `tools/jsb_chorales.py` writes (gzipped or not): per line
+    /// `split<TAB>name<TAB>steps`, the steps separated by spaces, each a `,`-joined list of MIDI
+    /// pitches in 21..=108 or `-` for silence.
+    pub fn load_from(path: impl AsRef<Path>) -> Result<JsbChorales> {
+        let path = path.as_ref();
+        let text = String::from_utf8(read_maybe_gz(path)?).map_err(|_| bad(path, "not UTF-8 text"))?;
+        let mut out = JsbChorales { train: Vec::new(), valid: Vec::new(), test: Vec::new() };
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let at = |m: String| bad(path, format!("line {}: {m}", i + 1));
+            let mut fields = line.split('\t');
+            let (Some(split), Some(name), Some(steps), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return Err(at("expected three tab-separated fields `split`, `name`, `steps`".into()));
+            };
+            let steps = steps
+                .split(' ')
+                .map(|s| {
+                    if s == "-" {
+                        return Ok(Vec::new());
+                    }
+                    let mut keys = s
+                        .split(',')
+                        .map(|p| match p.parse::<u8>() {
+                            Ok(p) if (LOWEST_MIDI_PITCH..LOWEST_MIDI_PITCH + PIANO_KEYS as u8).contains(&p) => {
+                                Ok(p - LOWEST_MIDI_PITCH)
+                            }
+                            _ => Err(at(format!("`{p}` is not a MIDI pitch in 21..=108"))),
+                        })
+                        .collect::<Result<Vec<u8>>>()?;
+                    keys.sort_unstable();
+                    keys.dedup();
+                    Ok(keys)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if steps.is_empty() {
+                return Err(at("a chorale with no steps".into()));
+            }
+            let chorale = Chorale { name: name.to_string(), steps };
+            match split {
+                "train" => out.train.push(chorale),
+                "valid" => out.valid.push(chorale),
+                "test" => out.test.push(chorale),
+                s => return Err(at(format!("split `{s}` is not train, valid or test"))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A mini-batch of sequences of unequal lengths, padded with zeros at the end to the longest.
+#[derive(Debug, Clone)]
+pub struct SequenceBatch {
+    /// `[B, T_max, 88]` f32 piano rolls (1 = key sounding), zero after each sequence's end.
+    pub x: Tensor,
+    /// `[B, T_max, 88]`: each sequence reversed within its own length (`x_rev[b, t] = x[b, len_b − 1 − t]`
+    /// for `t < len_b`), zero padding still at the end — the input of a backwards RNN.
+    pub x_reversed: Tensor,
+    /// `[B, T_max]` u8: 1 for the steps of each sequence, 0 for padding (a site mask).
+    pub mask: Tensor,
+    /// The sequences' lengths.
+    pub lengths: Vec<usize>,
+}
+
+impl SequenceBatch {
+    /// The padded piano rolls of `chorales` (at least one) on `device`.
+    pub fn new(chorales: &[&Chorale], device: &Device) -> Result<SequenceBatch> {
+        if chorales.is_empty() {
+            return Err(Error::invalid_arg("SequenceBatch::new", "chorales", "needs at least one sequence"));
+        }
+        let lengths: Vec<usize> = chorales.iter().map(|c| c.len()).collect();
+        let (b, t_max) = (chorales.len(), lengths.iter().copied().max().unwrap_or(0));
+        let mut x = vec![0f32; b * t_max * PIANO_KEYS];
+        let mut x_rev = vec![0f32; b * t_max * PIANO_KEYS];
+        let mut mask = vec![0u8; b * t_max];
+        for (i, c) in chorales.iter().enumerate() {
+            let len = c.len();
+            for (t, keys) in c.steps.iter().enumerate() {
+                mask[i * t_max + t] = 1;
+                for &k in keys {
+                    if k as usize >= PIANO_KEYS {
+                        return Err(Error::invalid_arg(
+                            "SequenceBatch::new",
+                            "chorales",
+                            format!("`{}` step {t}: key {k} is not below {PIANO_KEYS}", c.name),
+                        ));
+                    }
+                    x[(i * t_max + t) * PIANO_KEYS + k as usize] = 1.0;
+                    x_rev[(i * t_max + len - 1 - t) * PIANO_KEYS + k as usize] = 1.0;
+                }
+            }
+        }
+        Ok(SequenceBatch {
+            x: Tensor::from_vec(x, (b, t_max, PIANO_KEYS), device)?,
+            x_reversed: Tensor::from_vec(x_rev, (b, t_max, PIANO_KEYS), device)?,
+            mask: Tensor::from_vec(mask, (b, t_max), device)?,
+            lengths,
+        })
+    }
+
+    /// The number of sequences.
+    pub fn batch_size(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// The padded length `T_max`.
+    pub fn max_len(&self) -> usize {
+        self.lengths.iter().copied().max().unwrap_or(0)
+    }
+}

@@ -2,6 +2,7 @@
 
 mod autoguide;
 mod datasets;
+mod dmm;
 mod examples;
 mod examples_deep;
 mod examples_lda;

@@ -55,7 +55,9 @@ pub mod fused;
 pub mod init;
 mod linear;
 mod mlp;
+mod rnn;
 
 pub use activation::{Activation, elu, relu, sigmoid, softplus, tanh};
 pub use linear::{Linear, linear, linear_generic};
 pub use mlp::Mlp;
+pub use rnn::{Direction, Gru, GruWeights, gru};

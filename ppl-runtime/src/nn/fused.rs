@@ -237,13 +237,11 @@ impl RowKernel<2> for BernoulliLogits {
     const NAME: &'static str = "ppl-bernoulli-logits-log-prob";
     #[inline(always)]
     fn f<T: Elem>([l, x]: [T; 2]) -> T {
-        x * l - (l.maxv(T::ZERO) + (-l.abs()).exp().ln_1p())
+        x * l - cpu::softplus(l)
     }
     #[inline(always)]
     fn df<T: Elem>([l, x]: [T; 2]) -> [T; 2] {
-        let e = (-l.abs()).exp();
-        let sig = if l >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
-        [x - sig, l]
+        [x - cpu::sigmoid(l), l]
     }
 }
 

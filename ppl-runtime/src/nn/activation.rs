@@ -133,7 +133,7 @@ fn map_fwd<T: Elem>(a: Activation, v: &[T], l: &Layout) -> Vec<T> {
             let mut out = vec![T::ZERO; src.len()];
             cpu::par_rows(&mut out, 1, src.len(), |start, o| match a {
                 // The hot activation of deep models gets its own loop, which vectorizes.
-                Activation::Softplus => o.iter_mut().zip(&src[start..]).for_each(|(o, &x)| *o = cpu::softplus(x)),
+                Activation::Softplus => cpu::map_vec(o, &src[start..], cpu::softplus::<T>),
                 _ => o.iter_mut().zip(&src[start..]).for_each(|(o, &x)| *o = value(a, x)),
             });
             out
@@ -172,7 +172,7 @@ fn grad_map<T: Elem>(a: Activation, g: &[T], x: &[T], y: &[T]) -> Vec<T> {
         let n = o.len();
         let (g, x, y) = (&g[start..start + n], &x[start..start + n], &y[start..start + n]);
         match a {
-            Activation::Softplus => (0..n).for_each(|i| o[i] = g[i] * cpu::sigmoid(x[i])),
+            Activation::Softplus => cpu::map2_vec(o, g, x, |g, x| g * cpu::sigmoid(x)),
             _ => (0..n).for_each(|i| o[i] = g[i] * derivative(a, x[i], y[i])),
         }
     });

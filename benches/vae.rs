@@ -13,6 +13,10 @@
 //! MNIST's mean) from a fixed seed. The binary uses mimalloc as its global allocator (see
 //! `ppl::nn`'s docs on allocation; build with `VAE_SYSTEM_ALLOC=1` for the system allocator);
 //! run with `VAE_STEPS=n` to change the number of timed steps (default 20).
+//!
+//! Each configuration also reports (on stderr) the process's CPU time per update, which a busy
+//! shared machine disturbs much less than wall time (use `VAE_STEPS=200` or more: the kernel
+//! counts it in 10 ms ticks).
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{Optimizer as _, ParamsAdamW, VarBuilder, VarMap};
@@ -227,6 +231,17 @@ fn time(n: usize, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
         .collect()
 }
 
+/// CPU time of the whole process (all threads, user + system) in milliseconds, from
+/// `/proc/self/stat` (Linux; 0 elsewhere): on a shared machine it moves far less than wall time.
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
+    // Clock ticks are 1/100 s on Linux (`getconf CLK_TCK`).
+    f.iter().sum::<f64>() * 10.0
+}
+
 fn rss_mb() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: f64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0.0);
@@ -252,15 +267,31 @@ fn main() -> Result<()> {
         let rss0 = rss_mb();
         // Interleaved rounds, so that drifts of the machine hit every variant alike.
         let (mut tp, mut th, mut tn) = (vec![], vec![], vec![]);
+        let mut cpu = [0.0; 3];
         let rounds = 4;
+        let per = steps.div_ceil(rounds);
         for _ in 0..rounds {
-            tp.extend(time(steps.div_ceil(rounds), &mut ppl_step)?);
-            th.extend(time(steps.div_ceil(rounds), || hand.step(&x))?);
-            tn.extend(time(steps.div_ceil(rounds), || Ok(naive.step(&x)?))?);
+            let c = cpu_ms();
+            tp.extend(time(per, &mut ppl_step)?);
+            let c1 = cpu_ms();
+            th.extend(time(per, || hand.step(&x))?);
+            let c2 = cpu_ms();
+            tn.extend(time(per, || Ok(naive.step(&x)?))?);
+            let c3 = cpu_ms();
+            for (acc, d) in cpu.iter_mut().zip([c1 - c, c2 - c1, c3 - c2]) {
+                *acc += d / (per * rounds) as f64;
+            }
         }
         let (p, hd, n) = (median(tp), median(th), median(tn));
         println!("vae z={z} h={h}: ppl {p:.1} ms, hand {hd:.1} ms, naive {n:.1} ms, ppl/hand {:.2}, ppl/naive {:.2}", p / hd, p / n);
-        eprintln!("  (resident memory {rss0:.0} MB after warm-up, {:.0} MB after the timed steps)", rss_mb());
+        eprintln!(
+            "  (CPU time per update, all threads, 10 ms ticks: ppl {:.1} ms, hand {:.1} ms, naive {:.1} ms, ppl/hand {:.2}; resident memory {rss0:.0} MB after warm-up, {:.0} MB after the timed steps)",
+            cpu[0],
+            cpu[1],
+            cpu[2],
+            cpu[0] / cpu[1],
+            rss_mb()
+        );
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod autoguide;
 mod datasets;
 mod dmm;
+mod deep;
 mod examples;
 mod examples_deep;
 mod examples_lda;

@@ -1,11 +1,12 @@
 //! The Bernoulli distribution, parameterized by `probs` or `logits`.
 
-use crate::dist::ops;
+use crate::dist::{kernels, ops};
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
-use crate::dist::distribution::{DistRef, Distribution};
+use crate::dist::distribution::{DistRef, Distribution, sum_rightmost};
 use crate::dist::special::softplus;
 use crate::error::Result;
+use crate::nn::fused;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
 use std::sync::Arc;
@@ -69,12 +70,22 @@ impl Distribution for Bernoulli {
         Ok(u.broadcast_lt(&p)?.to_dtype(self.dtype())?)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
+        self.log_prob_event(value, 0)
+    }
+    /// `x·l - softplus(l)`, summed over the rightmost `event_dims` dims in the same pass on the
+    /// CPU ([`crate::nn::fused::bernoulli_logits_log_prob`]); Candle ops elsewhere.
+    fn log_prob_event(&self, value: &Tensor, event_dims: usize) -> Result<Tensor> {
         args::check_value_shape("Bernoulli", value, &self.batch_shape, &[], self.dtype())?;
-        args::validate_value("Bernoulli", value, &Constraint::Boolean)?;
+        if !kernels::quick_binary(value) {
+            args::validate_value("Bernoulli", value, &Constraint::Boolean)?;
+        }
         let value = value.to_dtype(self.dtype())?;
+        if kernels::cpu_kernels(value.device()) {
+            return fused::bernoulli_logits_log_prob(&self.logits, &value, event_dims);
+        }
         // x * l - softplus(l)
         let sp = softplus(&self.logits)?;
-        Ok(value.broadcast_mul(&self.logits)?.broadcast_sub(&sp)?)
+        sum_rightmost("Bernoulli", value.broadcast_mul(&self.logits)?.broadcast_sub(&sp)?, event_dims)
     }
     fn support(&self) -> Constraint {
         Constraint::Boolean

@@ -3,7 +3,9 @@
 use crate::defaults;
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
-use crate::dist::distribution::{DistRef, Distribution};
+use crate::dist::distribution::{DistRef, Distribution, sum_rightmost};
+use crate::dist::kernels;
+use crate::nn::fused;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::{D, DType, Device, Tensor};
@@ -195,6 +197,19 @@ impl Categorical {
     }
 }
 
+/// Category indices must be `U8`, `U32`, `I64` or floats.
+fn check_index_dtype(value: &Tensor) -> Result<()> {
+    match value.dtype() {
+        DType::U8 | DType::U32 | DType::I64 => Ok(()),
+        dt if dt.is_float() => Ok(()),
+        dt => Err(Error::invalid_arg(
+            "`Categorical`.log_prob",
+            "value",
+            format!("expected an index tensor (U8, U32, I64 or float), got {dt:?}"),
+        )),
+    }
+}
+
 impl Distribution for Categorical {
     fn name(&self) -> &'static str {
         "Categorical"
@@ -215,21 +230,24 @@ impl Distribution for Categorical {
         self.sample_indices(rng, sample_shape)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
-        match value.dtype() {
-            DType::U8 | DType::U32 | DType::I64 => {}
-            dt if dt.is_float() => {}
-            dt => {
-                return Err(Error::invalid_arg(
-                    "`Categorical`.log_prob",
-                    "value",
-                    format!("expected an index tensor (U8, U32, I64 or float), got {dt:?}"),
-                ));
-            }
-        }
+        self.log_prob_event(value, 0)
+    }
+    /// The log-mass summed over the rightmost `event_dims` dims: on the CPU in one fused pass
+    /// ([`crate::nn::fused::categorical_logits_log_prob`]), elsewhere by `gather`.
+    fn log_prob_event(&self, value: &Tensor, event_dims: usize) -> Result<Tensor> {
+        check_index_dtype(value)?;
         // Any index dtype is accepted, so the dtype check of `check_value_shape` is skipped.
         args::check_value_shape("Categorical", value, &self.batch_shape, &[], value.dtype())?;
+        if kernels::cpu_kernels(value.device()) && matches!(self.dtype(), DType::F32 | DType::F64) {
+            // The kernel rejects indices outside `0..K` itself; the full check runs only to
+            // word that error as the other path does.
+            return fused::categorical_logits_log_prob(&self.logits, value, event_dims).or_else(|e| {
+                args::validate_value("Categorical", value, &self.support())?;
+                Err(e)
+            });
+        }
         args::validate_value("Categorical", value, &self.support())?;
-        self.log_prob_indices(value)
+        sum_rightmost(self.name(), self.log_prob_indices(value)?, event_dims)
     }
     fn support(&self) -> Constraint {
         Constraint::IntegerInterval(0, self.num_categories() as i64 - 1)

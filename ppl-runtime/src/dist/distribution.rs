@@ -63,6 +63,13 @@ pub trait Distribution: Debug + Send + Sync + 'static {
     /// Log-density (or log-mass) of `value`, summed over event dims.
     fn log_prob(&self, value: &Tensor) -> Result<Tensor>;
 
+    /// [`Distribution::log_prob`] further summed over its rightmost `event_dims` dims: what
+    /// `Independent(self, event_dims)` returns. Distributions with a fused CPU kernel (Normal,
+    /// Bernoulli, Categorical) override it to do both in one pass.
+    fn log_prob_event(&self, value: &Tensor, event_dims: usize) -> Result<Tensor> {
+        sum_rightmost(self.name(), self.log_prob(value)?, event_dims)
+    }
+
     /// The support of the distribution.
     fn support(&self) -> Constraint;
 
@@ -117,6 +124,22 @@ pub trait Distribution: Debug + Send + Sync + 'static {
     fn unsupported(&self, method: &'static str) -> Error {
         Error::Unsupported { dist: self.name(), method, hint: None }
     }
+}
+
+/// `t` with its rightmost `n` dims summed away; an error naming `dist` when `t` has fewer.
+pub(crate) fn sum_rightmost(dist: &'static str, t: Tensor, n: usize) -> Result<Tensor> {
+    if n > t.rank() {
+        return Err(Error::invalid_arg(
+            format!("`{dist}`.log_prob_event"),
+            "event_dims",
+            format!("is {n}, but the log-density has only {} dims (shape {:?})", t.rank(), t.dims()),
+        ));
+    }
+    if n == 0 {
+        return Ok(t);
+    }
+    let r = t.rank();
+    Ok(t.sum((r - n..r).collect::<Vec<_>>())?)
 }
 
 /// Methods for every distribution that build wrapped distributions.

@@ -2,7 +2,7 @@
 
 use crate::dist::args;
 use crate::dist::constraints::Constraint;
-use crate::dist::distribution::{DistRef, Distribution};
+use crate::dist::distribution::{DistRef, Distribution, sum_rightmost};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
@@ -46,11 +46,7 @@ impl Independent {
     }
 
     fn sum_rightmost(&self, t: Tensor) -> Result<Tensor> {
-        let mut t = t;
-        for _ in 0..self.reinterpreted {
-            t = t.sum(t.rank() - 1)?;
-        }
-        Ok(t)
+        sum_rightmost(self.base.name(), t, self.reinterpreted)
     }
 }
 
@@ -79,9 +75,13 @@ impl Distribution for Independent {
     fn rsample(&self, rng: &mut Rng, sample_shape: &[usize]) -> Result<Tensor> {
         self.base.rsample(rng, sample_shape)
     }
+    /// The base's log-density summed over the reinterpreted dims, in one fused pass where the
+    /// base has a kernel for it ([`Distribution::log_prob_event`]).
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
-        let lp = self.base.log_prob(value)?;
-        self.sum_rightmost(lp)
+        self.base.log_prob_event(value, self.reinterpreted)
+    }
+    fn log_prob_event(&self, value: &Tensor, event_dims: usize) -> Result<Tensor> {
+        self.base.log_prob_event(value, self.reinterpreted + event_dims)
     }
     fn support(&self) -> Constraint {
         self.base.support().independent(self.reinterpreted)

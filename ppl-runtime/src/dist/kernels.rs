@@ -5,7 +5,7 @@
 //! path on the CPU too, so that CI tests the code that GPUs run; [`with_generic`] does the same
 //! for one closure on the current thread (for tests that compare both paths in one run).
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use std::cell::Cell;
 use std::sync::OnceLock;
 
@@ -46,4 +46,22 @@ pub fn with_generic<T>(f: impl FnOnce() -> T) -> T {
     }
     let _restore = Restore(SCOPED_GENERIC.with(|c| c.replace(true)));
     f()
+}
+
+/// Whether every element of `value` is exactly 0 or 1, decided in one pass over contiguous CPU
+/// storage (f32, f64 or u8); `false` when it cannot tell that cheaply (other devices, dtypes or
+/// layouts): callers then run the full check, which also words the error.
+pub(crate) fn quick_binary(value: &Tensor) -> bool {
+    use candle_core::{CpuStorage, Storage};
+    if !value.device().is_cpu() {
+        return false;
+    }
+    let (storage, layout) = value.storage_and_layout();
+    let (Storage::Cpu(s), Some((a, b))) = (&*storage, layout.contiguous_offsets()) else { return false };
+    match s {
+        CpuStorage::F32(v) => v[a..b].iter().fold(true, |ok, &x| ok & ((x == 0.0) | (x == 1.0))),
+        CpuStorage::F64(v) => v[a..b].iter().fold(true, |ok, &x| ok & ((x == 0.0) | (x == 1.0))),
+        CpuStorage::U8(v) => v[a..b].iter().fold(true, |ok, &x| ok & (x <= 1)),
+        _ => false,
+    }
 }

@@ -4,7 +4,9 @@
 //! [`Distribution::as_any`] and answers only for its own pair. Rules added with [`register_kl`]
 //! are tried before the built-in ones, so they can also override them.
 
-use crate::dist::distribution::{DistRef, Distribution};
+use crate::dist::distribution::{DistRef, Distribution, sum_rightmost};
+use crate::dist::kernels;
+use crate::nn::fused;
 use crate::dist::{
     Bernoulli, Beta, Categorical, Delta, Dirichlet, Gamma, Independent, MultivariateNormal, Normal, linalg, special,
 };
@@ -115,12 +117,20 @@ fn kl_delta_any(p: &dyn Distribution, q: &dyn Distribution) -> Option<Result<Ten
 
 fn kl_normal_normal(p: &dyn Distribution, q: &dyn Distribution) -> Option<Result<Tensor>> {
     let (p, q) = pair::<Normal, Normal>(p, q)?;
-    Some((|| {
-        // ½ (r + t − 1 − log r), r = (σp/σq)², t = ((μp − μq)/σq)²
-        let r = p.scale().broadcast_div(q.scale())?.sqr()?;
-        let t = p.loc().broadcast_sub(q.loc())?.broadcast_div(q.scale())?.sqr()?;
-        Ok(((r.broadcast_add(&t)? - r.log()?)? - 1.0)?.affine(0.5, 0.0)?)
-    })())
+    Some(normal_normal(p, q, 0))
+}
+
+/// `KL(N(μp, σp) ‖ N(μq, σq))` summed over the rightmost `event_dims` dims: one fused pass on
+/// the CPU ([`crate::nn::fused::normal_kl`]), Candle ops elsewhere.
+fn normal_normal(p: &Normal, q: &Normal, event_dims: usize) -> Result<Tensor> {
+    if kernels::cpu_kernels(p.loc().device()) {
+        return fused::normal_kl(p.loc(), p.scale(), q.loc(), q.scale(), event_dims);
+    }
+    // ½ (r + t − 1 − log r), r = (σp/σq)², t = ((μp − μq)/σq)²
+    let r = p.scale().broadcast_div(q.scale())?.sqr()?;
+    let t = p.loc().broadcast_sub(q.loc())?.broadcast_div(q.scale())?.sqr()?;
+    let kl = ((r.broadcast_add(&t)? - r.log()?)? - 1.0)?.affine(0.5, 0.0)?;
+    sum_rightmost("Normal", kl, event_dims)
 }
 
 fn kl_mvn_mvn(p: &dyn Distribution, q: &dyn Distribution) -> Option<Result<Tensor>> {
@@ -159,11 +169,11 @@ fn kl_independent_independent(p: &dyn Distribution, q: &dyn Distribution) -> Opt
                 )),
             });
         }
-        let mut kl = kl_divergence(p.base().as_ref(), q.base().as_ref())?;
-        for _ in 0..p.reinterpreted() {
-            kl = kl.sum(kl.rank() - 1)?;
+        if let Some((pn, qn)) = pair::<Normal, Normal>(p.base().as_ref(), q.base().as_ref()) {
+            return normal_normal(pn, qn, p.reinterpreted());
         }
-        Ok(kl)
+        let kl = kl_divergence(p.base().as_ref(), q.base().as_ref())?;
+        sum_rightmost("Independent", kl, p.reinterpreted())
     })())
 }
 

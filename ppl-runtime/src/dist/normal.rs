@@ -4,9 +4,10 @@
 use crate::dist::{kernels, ops};
 use crate::dist::args::{self, Arg};
 use crate::dist::constraints::Constraint;
-use crate::dist::distribution::{DistRef, Distribution};
+use crate::dist::distribution::{DistRef, Distribution, sum_rightmost};
 use crate::dist::special;
 use crate::error::Result;
+use crate::nn::fused;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor};
 use std::sync::{Arc, OnceLock};
@@ -95,20 +96,23 @@ impl Distribution for Normal {
         Ok(eps.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)?)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
+        self.log_prob_event(value, 0)
+    }
+    /// One fused pass over `(value, loc, scale)` on the CPU (log-density and its sum over the
+    /// rightmost `event_dims` dims, see [`crate::nn::fused::normal_log_prob`]); Candle ops elsewhere.
+    fn log_prob_event(&self, value: &Tensor, event_dims: usize) -> Result<Tensor> {
         args::check_value_shape("Normal", value, &self.batch_shape, &[], self.dtype())?;
         args::validate_value("Normal", value, &Constraint::Real)?;
         let cpu = kernels::cpu_kernels(value.device());
         if let (Some((loc, scale)), true) = (self.consts, cpu) {
             let value = args::broadcast_value(value, &self.batch_shape, &[])?;
-            return Ok(value.apply_op1(NormalLogPdf { loc, scale })?);
+            return sum_rightmost("Normal", value.apply_op1(NormalLogPdf { loc, scale })?, event_dims);
         }
         if cpu {
-            // One fused pass over (x, loc, scale) instead of five elementwise ops.
-            let [x, loc, scale] = ops::broadcast_contiguous([value, &self.loc, &self.scale])?;
-            return Ok(x.apply_op3(&loc, &scale, NormalLogPdf3)?);
+            return fused::normal_log_prob(value, &self.loc, &self.scale, event_dims);
         }
         let z2 = self.standardize(value)?.sqr()?;
-        Ok(z2.affine(-0.5, -HALF_LN_2PI)?.broadcast_sub(self.log_scale()?)?)
+        sum_rightmost("Normal", z2.affine(-0.5, -HALF_LN_2PI)?.broadcast_sub(self.log_scale()?)?, event_dims)
     }
     fn support(&self) -> Constraint {
         Constraint::Real
@@ -179,57 +183,5 @@ impl candle_core::CustomOp1 for NormalLogPdf {
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let v = self.scale * self.scale;
         Ok(Some(g.mul(&x.affine(-1.0 / v, self.loc / v)?)?))
-    }
-}
-
-/// `-½((x - loc)/scale)² - log(scale) - ½log(2π)` in one pass over three contiguous
-/// same-shape tensors, differentiable in all three.
-struct NormalLogPdf3;
-
-impl candle_core::CustomOp3 for NormalLogPdf3 {
-    fn name(&self) -> &'static str {
-        "normal_log_pdf"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &candle_core::CpuStorage,
-        l1: &candle_core::Layout,
-        s2: &candle_core::CpuStorage,
-        l2: &candle_core::Layout,
-        s3: &candle_core::CpuStorage,
-        l3: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use candle_core::CpuStorage as S;
-        let (Some((a0, a1)), Some((b0, b1)), Some((c0, c1))) = (l1.contiguous_offsets(), l2.contiguous_offsets(), l3.contiguous_offsets())
-        else {
-            candle_core::bail!("`normal_log_pdf` needs contiguous inputs")
-        };
-        macro_rules! run {
-            ($x:expr, $m:expr, $s:expr, $t:ty) => {
-                $x[a0..a1]
-                    .iter()
-                    .zip(&$m[b0..b1])
-                    .zip(&$s[c0..c1])
-                    .map(|((&x, &m), &s)| {
-                        let z = (x - m) / s;
-                        -0.5 * z * z - s.ln() - HALF_LN_2PI as $t
-                    })
-                    .collect()
-            };
-        }
-        let out = match (s1, s2, s3) {
-            (S::F32(x), S::F32(m), S::F32(s)) => S::F32(run!(x, m, s, f32)),
-            (S::F64(x), S::F64(m), S::F64(s)) => S::F64(run!(x, m, s, f64)),
-            _ => candle_core::bail!("`Normal.log_prob` needs value and parameters of one float dtype"),
-        };
-        Ok((out, l1.shape().clone()))
-    }
-    fn bwd(&self, x: &Tensor, loc: &Tensor, scale: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // z = (x - loc)/scale: d/dx = -z/scale, d/dloc = z/scale, d/dscale = (z² - 1)/scale.
-        let z = ((x - loc)? / scale)?;
-        let gs = (g / scale)?;
-        let dloc = (&z * &gs)?;
-        let dscale = (z.sqr()?.affine(1.0, -1.0)? * &gs)?;
-        Ok((Some(dloc.neg()?), Some(dloc), Some(dscale)))
     }
 }

@@ -42,6 +42,20 @@ pub(crate) fn mix(mut x: u64) -> u64 {
 }
 
 /// A seed drawn from the operating system's entropy.
+/// The seed of the generator that step `step` (counted from 1: the value of
+/// [`Svi::step_count`] after that step) of an [`Svi`] built with `.seed(seed)` runs its guide and
+/// model under. A hand-written training loop that draws from `Rng::seed_from_u64(step_seed(seed,
+/// step))` in the order the guide and model do reproduces `Svi`'s draws, hence its losses.
+///
+/// ```
+/// use ppl_runtime::infer::svi::step_seed;
+/// assert_ne!(step_seed(1, 1), step_seed(1, 2));
+/// assert_ne!(step_seed(1, 1), step_seed(2, 1));
+/// ```
+pub fn step_seed(seed: u64, step: u64) -> u64 {
+    mix(seed ^ mix(step))
+}
+
 pub(crate) fn entropy_seed() -> u64 {
     let mut r = Rng::from_entropy();
     (r.uniform_open01() * 9_007_199_254_740_992.0) as u64
@@ -157,7 +171,7 @@ impl<A: ?Sized> Svi<A> {
     }
 
     fn estimate(&mut self, args: &A, stream: u64) -> Result<ElboEstimate> {
-        let rng = Rng::seed_from_u64(mix(self.seed ^ mix(stream)));
+        let rng = Rng::seed_from_u64(step_seed(self.seed, stream));
         let (model, guide, loss, params) = (&self.model, &self.guide, &mut self.loss, &self.params);
         let run_model = || model.run_erased(args);
         let run_guide = || guide.run_erased(args);
@@ -201,7 +215,7 @@ impl<A: ?Sized> Svi<A> {
     /// outside the model's support makes the model's distributions fail): compares the guide's
     /// trace with a trace of the model run from its prior, and returns the mismatch if any.
     fn diagnose(&self, args: &A, step: u64) -> Option<Error> {
-        let rng = Rng::seed_from_u64(mix(self.seed ^ mix(step)));
+        let rng = Rng::seed_from_u64(step_seed(self.seed, step));
         let (model, guide, params) = (&self.model, &self.guide, &self.params);
         let traces = with_handler(Seed::from_rng(rng), || {
             params.scope(|| -> Result<_> {

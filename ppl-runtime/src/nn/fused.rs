@@ -237,13 +237,11 @@ impl RowKernel<2> for BernoulliLogits {
     const NAME: &'static str = "ppl-bernoulli-logits-log-prob";
     #[inline(always)]
     fn f<T: Elem>([l, x]: [T; 2]) -> T {
-        x * l - (l.maxv(T::ZERO) + (-l.abs()).exp().ln_1p())
+        x * l - cpu::softplus(l)
     }
     #[inline(always)]
     fn df<T: Elem>([l, x]: [T; 2]) -> [T; 2] {
-        let e = (-l.abs()).exp();
-        let sig = if l >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
-        [x - sig, l]
+        [x - cpu::sigmoid(l), l]
     }
 }
 
@@ -296,13 +294,37 @@ fn reduce_rows<T: Elem, K: RowKernel<N>, const N: usize>(ins: [&[T]; N], rows: u
     let cols = n.checked_div(rows).unwrap_or(0);
     let mut out = vec![T::ZERO; rows];
     cpu::par_rows(&mut out, 1, n, |r0, o| {
-        for (j, o) in o.iter_mut().enumerate() {
-            let base = (r0 + j) * cols;
-            let row: [&[T]; N] = ins.map(|s| &s[base..base + cols]);
-            *o = cpu::sum4(cols, |c| K::f(row.map(|s| s[c])));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { row_sums_avx2::<T, K, N>(ins, cols, r0, o) };
         }
+        row_sums::<T, K, N>(ins, cols, r0, o)
     });
     out
+}
+
+/// `o[j] = Σ_c f(row r0 + j)`.
+#[inline(always)]
+fn row_sums<T: Elem, K: RowKernel<N>, const N: usize>(ins: [&[T]; N], cols: usize, r0: usize, o: &mut [T]) {
+    // The terms of a row first (a plain map, which vectorizes), then their sum.
+    let mut terms = vec![T::ZERO; cols];
+    for (j, o) in o.iter_mut().enumerate() {
+        let base = (r0 + j) * cols;
+        let row: [&[T]; N] = ins.map(|s| &s[base..base + cols]);
+        for (c, t) in terms.iter_mut().enumerate() {
+            // SAFETY: every row slice has exactly `cols` elements, as `terms`, and `c < cols`.
+            *t = K::f(row.map(|s| unsafe { *s.get_unchecked(c) }));
+        }
+        *o = cpu::sum8(cols, |c| terms[c]);
+    }
+}
+
+/// [`row_sums`] compiled for AVX2 (same operations, same order: identical results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_sums_avx2<T: Elem, K: RowKernel<N>, const N: usize>(ins: [&[T]; N], cols: usize, r0: usize, o: &mut [T]) {
+    row_sums::<T, K, N>(ins, cols, r0, o)
 }
 
 /// Gradients of the inputs flagged in `want` given the output gradient `g` (one per row).
@@ -313,20 +335,48 @@ fn grad_rows<T: Elem, K: RowKernel<N>, const N: usize>(ins: [&[T]; N], g: &[T], 
     let slots: Vec<usize> = (0..N).filter(|&k| want[k]).collect();
     let mut outs: Vec<Vec<T>> = slots.iter().map(|_| vec![T::ZERO; n]).collect();
     par_blocks(&mut outs, rows, cols, n, |r0, block| {
-        let nrows = block.first().map_or(0, |b| b.len() / cols.max(1));
-        for j in 0..nrows {
-            let (r, gr) = (r0 + j, g[r0 + j]);
-            let base = r * cols;
-            for c in 0..cols {
-                let d = K::df(ins.map(|s| s[base + c]));
-                for (slot, &k) in slots.iter().enumerate() {
-                    block[slot][j * cols + c] = gr * d[k];
-                }
+        for (out, &k) in block.iter_mut().zip(&slots) {
+            match k {
+                0 => grad_block_dispatch::<T, K, N, 0>(ins, g, cols, r0, out),
+                1 => grad_block_dispatch::<T, K, N, 1>(ins, g, cols, r0, out),
+                _ => grad_block_dispatch::<T, K, N, 2>(ins, g, cols, r0, out),
             }
         }
     });
     let mut it = outs.into_iter();
     (0..N).map(|k| if want[k] { it.next() } else { None }).collect()
+}
+
+/// [`grad_block`] for input `I`, compiled for AVX2 when the CPU has it.
+fn grad_block_dispatch<T: Elem, K: RowKernel<N>, const N: usize, const I: usize>(ins: [&[T]; N], g: &[T], cols: usize, r0: usize, out: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { grad_block_avx2::<T, K, N, I>(ins, g, cols, r0, out) };
+    }
+    grad_block::<T, K, N, I>(ins, g, cols, r0, out)
+}
+
+/// `out[j·cols + c] = g[r0 + j] · ∂f/∂input_I` over a block of rows starting at `r0`: a plain
+/// map per row, which vectorizes (one pass per wanted input).
+#[inline(always)]
+fn grad_block<T: Elem, K: RowKernel<N>, const N: usize, const I: usize>(ins: [&[T]; N], g: &[T], cols: usize, r0: usize, out: &mut [T]) {
+    for (j, orow) in out.chunks_exact_mut(cols.max(1)).enumerate() {
+        let (gr, base) = (g[r0 + j], (r0 + j) * cols);
+        let row: [&[T]; N] = ins.map(|s| &s[base..base + cols]);
+        for (c, o) in orow.iter_mut().enumerate() {
+            // SAFETY: every row slice has exactly `cols` elements, as `orow`, and `c < cols`.
+            let d = K::df(row.map(|s| unsafe { *s.get_unchecked(c) }));
+            *o = gr * d.get(I).copied().unwrap_or(T::ZERO);
+        }
+    }
+}
+
+/// [`grad_block`] compiled for AVX2 (same operations, same order: identical results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn grad_block_avx2<T: Elem, K: RowKernel<N>, const N: usize, const I: usize>(ins: [&[T]; N], g: &[T], cols: usize, r0: usize, out: &mut [T]) {
+    grad_block::<T, K, N, I>(ins, g, cols, r0, out)
 }
 
 /// Splits each of `outs` (`rows × cols`) into the same blocks of rows and runs

@@ -82,7 +82,7 @@ pub trait Rule: Clone + 'static {
     /// State values per element (Adam: 2, SGD with momentum: 1).
     const SLOTS: usize;
     /// Per-step constants derived from the rule, the learning-rate factor and the step `t` (1-based).
-    type Consts: Copy;
+    type Consts: Copy + Send + Sync;
     /// The constants of step `t`.
     fn consts(&self, lr_factor: f64, t: u64) -> Self::Consts;
     /// Updates one element: returns the new parameter value; `slots` holds its `SLOTS` state values.

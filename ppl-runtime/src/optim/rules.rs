@@ -93,14 +93,24 @@ fn adam_consts(lr: f64, betas: (f64, f64), eps: f64, l2: f64, decoupled: f64, cl
     }
 }
 
+#[inline(always)]
 fn adam_update(c: &AdamConsts, p: f64, g: f64, s: &mut [f64]) -> f64 {
-    let g = if c.clip.is_finite() { g.clamp(-c.clip, c.clip) } else { g };
+    // Branch-free and panic-free (clipping as selects; NaN passes through), so that the
+    // kernel's loop vectorizes.
+    let g = if g > c.clip {
+        c.clip
+    } else if g < -c.clip {
+        -c.clip
+    } else {
+        g
+    };
     let g = g + c.l2 * p;
     let m = c.b1 * s[0] + (1.0 - c.b1) * g;
     let v = c.b2 * s[1] + (1.0 - c.b2) * g * g;
     s[0] = m;
     s[1] = v;
-    p * c.shrink - c.step * m / (v.sqrt() / c.bc2_sqrt + c.eps)
+    // As the tensor path: sqrt(v)·(1/sqrt(1 - β₂ᵗ)) + ε, one division per element.
+    p * c.shrink - c.step * m / (v.sqrt() * (1.0 / c.bc2_sqrt) + c.eps)
 }
 
 fn adam_update_tensors(c: &AdamConsts, p: &Tensor, g: &Tensor, s: &mut [Tensor]) -> Result<Tensor> {
@@ -125,6 +135,7 @@ impl Rule for AdamConfig {
     fn consts(&self, f: f64, t: u64) -> AdamConsts {
         adam_consts(self.lr * f, self.betas, self.eps, self.weight_decay, 0.0, f64::INFINITY, t)
     }
+    #[inline(always)]
     fn update(c: &AdamConsts, p: f64, g: f64, s: &mut [f64]) -> f64 {
         adam_update(c, p, g, s)
     }
@@ -141,6 +152,7 @@ impl Rule for ClippedAdamConfig {
         let lr = self.lr * f * self.lrd.powi(t as i32);
         adam_consts(lr, self.betas, self.eps, self.weight_decay, 0.0, self.clip_norm, t)
     }
+    #[inline(always)]
     fn update(c: &AdamConsts, p: f64, g: f64, s: &mut [f64]) -> f64 {
         adam_update(c, p, g, s)
     }
@@ -156,6 +168,7 @@ impl Rule for AdamWConfig {
     fn consts(&self, f: f64, t: u64) -> AdamConsts {
         adam_consts(self.lr * f, self.betas, self.eps, 0.0, self.weight_decay, f64::INFINITY, t)
     }
+    #[inline(always)]
     fn update(c: &AdamConsts, p: f64, g: f64, s: &mut [f64]) -> f64 {
         adam_update(c, p, g, s)
     }
@@ -210,6 +223,7 @@ impl Rule for SgdConfig {
             first: t == 1,
         }
     }
+    #[inline(always)]
     fn update(c: &SgdConsts, p: f64, g: f64, s: &mut [f64]) -> f64 {
         let mut d = g + c.l2 * p;
         if c.mu != 0.0 {
@@ -268,6 +282,7 @@ impl Rule for RmsPropConfig {
     fn consts(&self, f: f64, _t: u64) -> RmsPropConsts {
         RmsPropConsts { lr: self.lr * f, alpha: self.alpha, eps: self.eps, l2: self.weight_decay, mu: self.momentum }
     }
+    #[inline(always)]
     fn update(c: &RmsPropConsts, p: f64, g: f64, s: &mut [f64]) -> f64 {
         let g = g + c.l2 * p;
         s[0] = c.alpha * s[0] + (1.0 - c.alpha) * g * g;

@@ -2,6 +2,7 @@
 
 mod autoguide;
 mod datasets;
+mod enumeration;
 mod examples;
 mod handlers;
 mod params;

@@ -4,6 +4,7 @@ mod autoguide;
 mod datasets;
 mod enumeration;
 mod examples;
+mod examples_enum;
 mod handlers;
 mod params;
 mod macros;

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::runtime::{Handler, with_handler};
 use crate::site::{CondIndepFrame, Enumerate, MarkovStep, Message, SiteKind};
 use candle_core::Tensor;
+use std::collections::BTreeMap;
 
 /// The default largest support [`EnumHandler`] enumerates (see [`EnumHandler::max_support`]).
 pub const DEFAULT_MAX_SUPPORT: usize = 4096;
@@ -48,12 +49,14 @@ pub struct EnumHandler {
     max_plate_nesting: usize,
     max_support: usize,
     vars: Vec<EnumVar>,
+    /// Indices into `vars` of the variables at each dim, oldest first.
+    by_dim: BTreeMap<isize, Vec<usize>>,
 }
 
 impl EnumHandler {
     /// Enumerates to the left of `max_plate_nesting` plate dims.
     pub fn new(max_plate_nesting: usize) -> Self {
-        EnumHandler { max_plate_nesting, max_support: DEFAULT_MAX_SUPPORT, vars: Vec::new() }
+        EnumHandler { max_plate_nesting, max_support: DEFAULT_MAX_SUPPORT, vars: Vec::new(), by_dim: BTreeMap::new() }
     }
 
     /// The largest support a site may enumerate (default [`DEFAULT_MAX_SUPPORT`]); a larger one
@@ -87,14 +90,12 @@ impl EnumHandler {
     /// The enumerated variables a site in markov scope `scope` may depend on, as `(dim, id)`,
     /// the newest at each dim.
     fn snapshot(&self, scope: &[MarkovStep]) -> Vec<(isize, usize)> {
-        let mut out: Vec<(isize, usize)> = Vec::new();
-        for v in self.vars.iter().rev().filter(|v| visible(&v.markov, scope)) {
-            if !out.iter().any(|(d, _)| *d == v.dim) {
-                out.push((v.dim, v.id));
-            }
-        }
-        out.sort_unstable();
-        out
+        self.by_dim
+            .iter()
+            .filter_map(|(&dim, held)| {
+                held.iter().rev().map(|&i| &self.vars[i]).find(|v| visible(&v.markov, scope)).map(|v| (dim, v.id))
+            })
+            .collect()
     }
 
     fn enumerate(&mut self, msg: &mut Message, snapshot: &mut Vec<(isize, usize)>) -> Result<()> {
@@ -133,6 +134,7 @@ impl EnumHandler {
         shape.extend(&event);
         let value: Tensor = support.reshape(shape)?;
         let id = self.vars.len();
+        self.by_dim.entry(dim).or_default().push(id);
         self.vars.push(EnumVar {
             id,
             name: msg.name.clone(),

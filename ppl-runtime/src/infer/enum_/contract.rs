@@ -13,7 +13,7 @@
 
 use crate::error::{Error, Result};
 use candle_core::{D, Tensor};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The name of a factor's dim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,6 +162,61 @@ fn numel_of_union(terms: &[&Factor]) -> usize {
     seen.iter().map(|(_, n)| *n).product()
 }
 
+/// Eliminates the variables `local` from `terms` by variable elimination, greedily choosing the
+/// variable whose combined factor is smallest (a priority queue updated for the neighbours of
+/// each eliminated variable, so a chain of `T` variables costs `O(T log T)` bookkeeping).
+fn eliminate(
+    terms: Vec<Factor>,
+    local: &BTreeSet<usize>,
+    semiring: Semiring,
+    mut record: Option<&mut Vec<Elimination>>,
+) -> Result<Vec<Factor>> {
+    let mut slots: Vec<Option<Factor>> = terms.into_iter().map(Some).collect();
+    let mut holders: HashMap<usize, BTreeSet<usize>> = local.iter().map(|&v| (v, BTreeSet::new())).collect();
+    for (i, f) in slots.iter().enumerate() {
+        for v in f.iter().flat_map(|f| f.vars()) {
+            if let Some(h) = holders.get_mut(&v) {
+                h.insert(i);
+            }
+        }
+    }
+    let cost = |held: &BTreeSet<usize>, slots: &[Option<Factor>]| -> usize {
+        numel_of_union(&held.iter().filter_map(|&i| slots[i].as_ref()).collect::<Vec<_>>())
+    };
+    let mut costs: HashMap<usize, usize> = holders.iter().map(|(&v, h)| (v, cost(h, &slots))).collect();
+    let mut queue: BTreeSet<(usize, usize)> = costs.iter().map(|(&v, &c)| (c, v)).collect();
+    while let Some((_, v)) = queue.pop_first() {
+        let held = holders.remove(&v).unwrap_or_default();
+        let with: Vec<Factor> = held.iter().filter_map(|&i| slots[i].take()).collect();
+        if with.is_empty() {
+            continue;
+        }
+        let mut joint = combine(&with)?;
+        if let Some(r) = record.as_mut() {
+            r.push(Elimination { var: v, factor: joint.clone() });
+        }
+        let a = joint.axis(Sym::Var(v)).unwrap_or(0);
+        joint.t = reduce(&joint.t, a, semiring)?;
+        joint.syms.remove(a);
+        let new = slots.len();
+        let neighbours: Vec<usize> = joint.vars().collect();
+        slots.push(Some(joint));
+        for u in neighbours {
+            let Some(h) = holders.get_mut(&u) else { continue };
+            for i in &held {
+                h.remove(i);
+            }
+            h.insert(new);
+            let c = cost(h, &slots);
+            if let Some(old) = costs.insert(u, c) {
+                queue.remove(&(old, u));
+            }
+            queue.insert((c, u));
+        }
+    }
+    Ok(slots.into_iter().flatten().collect())
+}
+
 impl Problem {
     fn plate_names(&self, ordinal: &BTreeSet<usize>) -> String {
         let v: Vec<&str> = ordinal.iter().map(|&p| self.plates[p].name.as_str()).collect();
@@ -199,35 +254,15 @@ impl Problem {
         let mut result: Option<Tensor> = None;
         let mut elims = Vec::new();
         while let Some(leaf) = tree.keys().max_by_key(|k| k.len()).cloned() {
-            let mut terms = tree.remove(&leaf).unwrap_or_default();
+            let terms = tree.remove(&leaf).unwrap_or_default();
             let leaf_set: BTreeSet<usize> = leaf.iter().copied().collect();
             let elsewhere: BTreeSet<usize> = tree.values().flatten().flat_map(|f| f.vars()).collect();
-            let mut local: BTreeSet<usize> =
+            let local: BTreeSet<usize> =
                 terms.iter().flat_map(|f| f.vars()).filter(|v| !elsewhere.contains(v)).collect();
             for &v in &local {
                 self.check_inside(v, &leaf_set)?;
             }
-            // Greedy variable elimination: the variable whose combined factor is smallest first.
-            while let Some(&v) = local.iter().min_by_key(|&&v| {
-                let with: Vec<&Factor> = terms.iter().filter(|f| f.axis(Sym::Var(v)).is_some()).collect();
-                (numel_of_union(&with), v)
-            }) {
-                local.remove(&v);
-                let (with, without): (Vec<Factor>, Vec<Factor>) =
-                    terms.into_iter().partition(|f| f.axis(Sym::Var(v)).is_some());
-                terms = without;
-                if with.is_empty() {
-                    continue;
-                }
-                let mut joint = combine(&with)?;
-                if record {
-                    elims.push(Elimination { var: v, factor: joint.clone() });
-                }
-                let a = joint.axis(Sym::Var(v)).unwrap_or(0);
-                joint.t = reduce(&joint.t, a, semiring)?;
-                joint.syms.remove(a);
-                terms.push(joint);
-            }
+            let terms = eliminate(terms, &local, semiring, record.then_some(&mut elims))?;
             for f in terms {
                 let mut parent = BTreeSet::new();
                 for v in f.vars() {

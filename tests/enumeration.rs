@@ -104,6 +104,7 @@ fn global_assignment_is_summed_after_the_plate_product() -> Result<()> {
 /// A discrete site inside plate `groups` whose observations sit in the nested plate `items`:
 /// `-Σ_g log Σ_k w_k Π_n N(x_gn | loc_k)`.
 #[test]
+#[allow(clippy::needless_range_loop)] // the indices mirror the formula
 fn assignment_inside_a_plate_with_observations_in_a_nested_plate() -> Result<()> {
     let dev = Device::Cpu;
     let locs_v = [-1.0, 2.0];
@@ -156,7 +157,7 @@ fn subsampled_enumerated_elbo_is_unbiased() -> Result<()> {
         };
         // The global latent is fixed through `condition`, so every run sees the same value.
         let fixed = ppl::handlers::data([("shift", Tensor::new(0.3f64, &dev)?)]);
-        let conditioned = || ppl::handlers::condition(fixed.clone(), &model);
+        let conditioned = || ppl::handlers::condition(fixed.clone(), model);
         Ok(estimate(&mut TraceEnumElbo::new(), &conditioned)?.loss)
     };
     let full = run(None)?;
@@ -243,6 +244,7 @@ fn hmm_loss_is_the_forward_algorithm_and_dims_do_not_grow() -> Result<()> {
 
 /// A small chain (3 ternary states, 4 observations) for `infer_discrete`, and brute force over
 /// its 27 joint configurations.
+#[allow(clippy::needless_range_loop)] // `t` names the sites too
 fn chain_model(y: &[f64]) -> impl Fn(&()) -> Result<()> + '_ {
     move |_| {
         let dev = Device::Cpu;

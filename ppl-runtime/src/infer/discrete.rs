@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::handlers::enum_::EnumHandler;
 use crate::handlers::{Data, trace};
-use crate::infer::enum_::contract::{Semiring, Sym};
+use crate::infer::enum_::contract::{Sampler, Semiring, Sym};
 use crate::infer::enum_::{build, plate_nesting};
 use crate::infer::program::Program;
 use crate::runtime::{with_handler, with_rng};
@@ -72,7 +72,7 @@ pub fn infer_discrete_with<A: ?Sized, M, P: Program<A, M>>(model: &P, args: &A, 
     let semiring = if opts.mode == DiscreteMode::Map { Semiring::Max } else { Semiring::LogSum };
     let (_, elims) = built.problem.contract(semiring, true)?;
     let mut draw = |t: &Tensor| draw_categorical(t);
-    let sampler: Option<&mut dyn FnMut(&Tensor) -> Result<Tensor>> =
+    let sampler: Option<Sampler<'_>> =
         if opts.mode == DiscreteMode::Sample { Some(&mut draw) } else { None };
     let chosen = built.problem.backward(&elims, sampler)?;
     let mut out = Data::new();

@@ -97,6 +97,9 @@ pub(crate) enum Semiring {
     Max,
 }
 
+/// Draws one index per row of log-weights `[.., k]` (backward sampling).
+pub(crate) type Sampler<'a> = &'a mut dyn FnMut(&Tensor) -> Result<Tensor>;
+
 /// One elimination, as recorded for the backward pass: `factor` is the sum of every term that
 /// held `var` just before `var` was eliminated from it.
 #[derive(Clone, Debug)]
@@ -309,7 +312,7 @@ impl Problem {
     pub fn backward(
         &self,
         elims: &[Elimination],
-        mut sample: Option<&mut dyn FnMut(&Tensor) -> Result<Tensor>>,
+        mut sample: Option<Sampler<'_>>,
     ) -> Result<BTreeMap<usize, Factor>> {
         let mut chosen: BTreeMap<usize, Factor> = BTreeMap::new();
         for e in elims.iter().rev() {

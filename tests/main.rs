@@ -2,17 +2,19 @@
 
 mod autoguide;
 mod datasets;
-mod dmm;
 mod deep;
+mod dmm;
+mod enumeration;
 mod examples;
 mod examples_deep;
+mod examples_enum;
 mod examples_lda;
 mod handlers;
-mod params;
-mod render;
 mod macros;
 mod mcmc;
 mod nn;
+mod params;
+mod render;
 mod svi;
 mod ui;
 mod ui_pass;

@@ -189,6 +189,11 @@ pub enum Error {
         /// What went non-finite, and where.
         detail: String,
     },
+
+    /// Discrete enumeration (`TraceEnumElbo`, enumerated NUTS, `infer_discrete`) cannot treat a
+    /// site or a model as asked; the text says why and what to change.
+    #[error("enumeration: {0}")]
+    Enumeration(String),
 }
 
 impl From<candle_core::Error> for Error {

@@ -38,12 +38,12 @@ pub use error::{Error, Location, Result};
 pub use infer::render::{render_model, render_model_with};
 pub use params::ParamStore;
 pub use primitives::{
-    ObsValue, ParamOptions, PlateOptions, SampleOptions, SeqPlateIndex, deterministic, deterministic_with, factor, factor_with, module, observe,
+    ObsValue, ParamOptions, PlateOptions, SampleOptions, SeqPlateIndex, deterministic, deterministic_with, factor, factor_with, markov, markov_with, module, observe,
     param, param_with, plate, plate_with, sample, sample_with, seq_plate, seq_plate_iter, seq_plate_iter_with,
     seq_plate_with, SeqPlateIter,
 };
 pub use rng::Rng;
-pub use site::{CondIndepFrame, Enumerate, InferConfig, Message, ParamInit, Site, SiteKind, SiteMeta};
+pub use site::{CondIndepFrame, Enumerate, InferConfig, MarkovStep, Message, ParamInit, Site, SiteKind, SiteMeta};
 pub use trace::Trace;
 
 /// Items used by the code the `ppl` macros generate. Not a stable API.

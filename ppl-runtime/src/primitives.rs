@@ -13,6 +13,8 @@ use candle_core::{DType, Tensor};
 use std::cell::RefCell;
 use std::rc::Rc;
 
+pub use crate::handlers::markov::{markov, markov_with};
+
 /// A value that may be given as an observation: a `Tensor` or `&Tensor` (observed), or an
 /// `Option` of one (`None`: the site is latent) — Pyro's `obs=None` idiom, so that one model
 /// serves fitting (`Some(&y)`) and prediction (`None`).

@@ -85,6 +85,26 @@ pub struct InferConfig {
     /// distribution has `rsample`, so inference uses a score-function estimator for it.
     /// `None` (the default) or `Some(true)`: reparameterize when the distribution can.
     pub reparameterize: Option<bool>,
+    /// Set by the enum handler on an enumerated site: the (negative) tensor dim, left of every
+    /// plate dim, along which the site's values are laid out.
+    pub enum_dim: Option<isize>,
+    /// Set by the enum handler on every sample and factor site: the enumerated variables in
+    /// scope when the site ran, as `(dim, variable id)` pairs. Ids are unique within a run even
+    /// when [`markov`](crate::primitives::markov) recycles a dim.
+    pub dim_to_id: Vec<(isize, usize)>,
+    /// Set by [`markov`](crate::primitives::markov): the markov steps the site lies in, outermost first.
+    pub markov_scope: Vec<MarkovStep>,
+}
+
+/// One step of a [`markov`](crate::primitives::markov) loop, recorded on the sites inside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkovStep {
+    /// Identifies the loop (unique within a thread).
+    pub context: u64,
+    /// The step's index.
+    pub step: usize,
+    /// How many earlier steps a site may depend on.
+    pub history: usize,
 }
 
 impl InferConfig {
@@ -120,6 +140,9 @@ impl InferConfig {
         self.is_auxiliary |= other.is_auxiliary;
         if other.reparameterize.is_some() {
             self.reparameterize = other.reparameterize;
+        }
+        if other.enum_dim.is_some() {
+            self.enum_dim = other.enum_dim;
         }
     }
 }

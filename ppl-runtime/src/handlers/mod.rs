@@ -10,8 +10,10 @@
 pub mod block;
 pub mod condition;
 pub mod do_;
+pub mod enum_;
 pub mod infer_config;
 pub mod lift;
+pub mod markov;
 pub mod mask;
 pub mod plate;
 pub mod replay;
@@ -25,8 +27,10 @@ pub use crate::runtime::{Handler, HandlerGuard, HandlerRef, install, with_handle
 pub use block::{Block, block};
 pub use condition::{Condition, condition};
 pub use do_::{Do, do_};
+pub use enum_::{EnumHandler, enum_};
 pub use infer_config::{InferConfigHandler, infer_config};
 pub use lift::{Lift, lift};
+pub use markov::MarkovHandler;
 pub use mask::{Mask, mask};
 pub use plate::PlateHandler;
 pub use replay::{Replay, replay};

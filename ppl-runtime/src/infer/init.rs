@@ -198,7 +198,12 @@ impl Handler for InitHandler {
             return Ok(());
         }
         if msg.value.is_none() {
-            msg.value = Some(self.strategy.site_value(msg, &mut self.rng)?);
+            // An enumerated site is summed out, not initialized: any value of its support will do.
+            let dist = msg.dist.clone().filter(|d| msg.infer.enumerate.is_some() && d.has_enumerate_support());
+            msg.value = Some(match dist {
+                Some(d) => d.sample(&mut self.rng, &[])?,
+                None => self.strategy.site_value(msg, &mut self.rng)?,
+            });
         }
         Ok(())
     }

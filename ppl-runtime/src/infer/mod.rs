@@ -5,7 +5,9 @@
 pub mod autoguide;
 pub mod checks;
 pub mod diagnostics;
+pub mod discrete;
 pub mod elbo;
+pub mod enum_;
 pub mod importance;
 pub mod init;
 pub mod mcmc;
@@ -17,7 +19,9 @@ pub mod svi;
 
 pub use autoguide::*;
 pub use diagnostics::*;
+pub use discrete::*;
 pub use elbo::*;
+pub use enum_::{ConfigEnumerate, ConfigEnumerateMarker, config_enumerate, config_enumerate_with};
 pub use importance::*;
 pub use init::*;
 pub use mcmc::*;

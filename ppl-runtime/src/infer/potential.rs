@@ -43,7 +43,10 @@
 use crate::defaults;
 use crate::dist::{Constraint, TransformRef, biject_to};
 use crate::error::{Error, Result};
+use crate::handlers::enum_::EnumHandler;
 use crate::handlers::{Data, seed, trace};
+use crate::infer::enum_::build;
+use crate::infer::enum_::contract::Semiring;
 use crate::infer::program::Program;
 use crate::runtime::{Handler, with_handler};
 use crate::site::{Message, SiteKind};
@@ -146,24 +149,33 @@ pub struct Layout {
     sites: Vec<SiteLayout>,
     index: HashMap<String, usize>,
     dim: usize,
+    /// `Some(max_plate_nesting)` when the model has enumerated discrete sites, which the
+    /// potential sums out.
+    enumerate: Option<usize>,
 }
 
 impl Layout {
-    /// The layout of the latent sample sites of `trace` (not observed, not intervened). A
-    /// discrete latent site is an error naming it (enumerate or marginalize it by hand).
+    /// The layout of the latent sample sites of `trace` (not observed, not intervened).
+    /// Enumerated sites (`enumerate = parallel` with a finite support) are left out: the
+    /// potential sums them out. Any other discrete latent site is an error naming it.
     pub fn from_trace(trace: &Trace) -> Result<Layout> {
         let mut layout = Layout::default();
         for site in trace.latent_sites() {
             let dist = site.dist()?;
             let located = |e: Error| e.at_site(&site.name, site.location());
             let support = dist.support();
+            if site.infer.enumerate.is_some() && dist.has_enumerate_support() {
+                layout.enumerate = Some(crate::infer::enum_::plate_nesting(trace));
+                continue;
+            }
             if support.is_discrete() || site.infer.enumerate.is_some() {
                 return Err(located(Error::Unsupported {
                     dist: dist.name(),
                     method: "MCMC over a discrete latent site",
                     hint: Some(format!(
                         "the latent site has the discrete support `{support}`; HMC/NUTS need continuous latent \
-                         sites: observe it, or sum it out by hand with `factor`"
+                         sites: observe it, enumerate it (`enumerate = parallel` or `config_enumerate(model)`; finite \
+                         supports only), or sum it out by hand with `factor`"
                     )),
                 }));
             }
@@ -189,6 +201,12 @@ impl Layout {
     /// Total number of unconstrained coordinates.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// `Some(max_plate_nesting)` when the model has enumerated discrete sites (summed out by
+    /// the potential, not part of the flat vector).
+    pub fn enumerated(&self) -> Option<usize> {
+        self.enumerate
     }
 
     /// The sites in flat-vector order.
@@ -357,6 +375,8 @@ struct PotentialState {
     dtype: DType,
     /// Observed values converted to `dtype`: site → (original tensor, converted tensor).
     converted: HashMap<String, (TensorId, Tensor)>,
+    /// Enumerating: log-densities are contracted from a trace after the run, not summed here.
+    enumerating: bool,
 }
 
 /// Substitutes latent values and sums log-densities as sites go by.
@@ -388,7 +408,7 @@ impl Handler for PotentialHandler {
             }
             return Ok(());
         }
-        if msg.intervened {
+        if msg.intervened || msg.infer.enum_dim.is_some() {
             return Ok(());
         }
         match st.index.get(&msg.name).copied() {
@@ -406,7 +426,7 @@ impl Handler for PotentialHandler {
     }
 
     fn postprocess(&mut self, msg: &mut Message) -> Result<()> {
-        if !msg.has_log_prob() {
+        if !msg.has_log_prob() || self.state.borrow().enumerating {
             return Ok(());
         }
         let lp = site_log_prob_sum(msg)?;
@@ -471,6 +491,7 @@ impl<'m, A: ?Sized, M, P: Program<A, M>> ModelPotential<'m, A, M, P> {
             total: None,
             dtype,
             converted: HashMap::new(),
+            enumerating: layout.enumerate.is_some(),
         };
         ModelPotential {
             model,
@@ -536,8 +557,26 @@ impl<'m, A: ?Sized, M, P: Program<A, M>> ModelPotential<'m, A, M, P> {
         let handler = PotentialHandler { state: self.state.clone() };
         let model = self.model;
         let args = self.args;
-        let run = catch_panic(|| with_handler(handler, || model.run(args)).0);
+        let mut enumerated = None;
+        let run = match self.layout.enumerate {
+            None => catch_panic(|| with_handler(handler, || model.run(args)).0.map(|_| ())),
+            // The enum handler lies inside the potential's handler, so enumerated values are set
+            // before it substitutes the continuous ones; the trace records the log-densities.
+            Some(nesting) => catch_panic(|| {
+                let (res, enum_handler) =
+                    with_handler(handler, || with_handler(EnumHandler::new(nesting), || trace(|| model.run(args)))).0;
+                let (_, tr) = res?;
+                enumerated = Some(build(&tr, enum_handler.vars(), nesting)?.log_joint(Semiring::LogSum)?);
+                Ok(())
+            }),
+        };
         let mut st = self.state.borrow_mut();
+        if let Some(lp) = enumerated {
+            st.total = Some(match st.total.take() {
+                None => lp,
+                Some(t) => (t + lp)?,
+            });
+        }
         for v in st.values.iter_mut() {
             *v = None;
         }

@@ -143,6 +143,10 @@ impl Prototype {
             let located = |e: Error| e.at_site(&site.name, site.location());
             let dist = site.dist()?;
             let support = dist.support();
+            if site.infer.enumerate.is_some() && dist.has_enumerate_support() {
+                // Summed out by an enumerating ELBO: no guide site.
+                continue;
+            }
             if support.is_discrete() || site.infer.enumerate.is_some() {
                 return Err(discrete_site_error(guide, site));
             }

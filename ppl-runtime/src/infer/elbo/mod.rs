@@ -19,12 +19,14 @@ pub(crate) mod particles;
 mod renyi;
 mod trace_elbo;
 mod trace_graph;
+mod trace_enum;
 
 pub use baseline::{Baseline, BaselineNet};
 pub use mean_field::TraceMeanFieldElbo;
 pub use renyi::RenyiElbo;
 pub use trace_elbo::TraceElbo;
 pub use trace_graph::TraceGraphElbo;
+pub use trace_enum::TraceEnumElbo;
 
 use crate::error::Result;
 use crate::trace::Trace;

@@ -186,8 +186,10 @@ impl<C: Rule> Fused<C> {
             var.as_tensor().inplace_op2(&grad, &op).map_err(|e| located(e.into()))
         } else {
             let slots = device_slots(&mut st.slots, var.as_tensor(), C::SLOTS)?;
-            let grad = grad.to_dtype(var.dtype())?;
-            let new = C::update_tensors(&consts, var.as_tensor(), &grad, slots).map_err(located)?;
+            // Detached: the gradient's own graph (and the parameter's) must not be recorded into
+            // the optimizer state, or every step's state would keep all earlier graphs alive.
+            let grad = grad.to_dtype(var.dtype())?.detach();
+            let new = C::update_tensors(&consts, &var.as_tensor().detach(), &grad, slots).map_err(located)?;
             var.set(&new).map_err(|e| located(e.into()))
         }
     }

@@ -77,6 +77,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 mod svi_autoguide;
 #[path = "svi_graph.rs"]
 mod svi_graph;
+#[path = "svi_enum.rs"]
+mod svi_enum;
 
 fn main() -> Result<()> {
     let _validation = ppl::defaults::set_validation(false);
@@ -113,5 +115,6 @@ fn main() -> Result<()> {
         hand_cpu * 1e6 / steps
     );
     svi_autoguide::run()?;
-    svi_graph::run()
+    svi_graph::run()?;
+    svi_enum::run()
 }

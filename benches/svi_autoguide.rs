@@ -10,6 +10,7 @@ use ppl::prelude::*;
 use ppl::{ParamInit, ParamStore};
 use std::hint::black_box;
 use std::time::Instant;
+use super::median;
 
 const N: usize = 1000;
 const D: usize = 25;
@@ -79,10 +80,6 @@ fn per_step_us<M>(
     Ok(t.elapsed().as_secs_f64() * 1e6 / steps as f64)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Prints `svi autonormal_logistic: ppl X us, hand Y us, ppl/hand Z` (medians of interleaved
 /// repeats; validation off, as a speed-minded user runs).

@@ -7,13 +7,14 @@
 //! cost should grow linearly in T.
 //!
 //! Repeats alternate between ppl and the hand-written step; medians are reported. Validation is
-//! off for both. Run with `cargo bench --bench svi_enum`.
+//! off for both. Part of `cargo bench --bench svi`.
 
 use ppl::dist::{Categorical, Distribution, Normal};
 use ppl::optim::Optimizer;
 use ppl::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;
+use super::median;
 
 const K: usize = 3;
 const N: usize = 500;
@@ -68,10 +69,6 @@ impl Hand {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 /// A discrete HMM over `y` (`[T]` symbols), hidden states enumerated under `markov`.
 fn hmm(y: &Tensor) -> Result<()> {
@@ -95,7 +92,8 @@ fn hmm(y: &Tensor) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
+/// Prints the GMM line and the HMM lines (medians of interleaved repeats; validation off).
+pub fn run() -> Result<()> {
     let _validation = ppl::defaults::set_validation(false);
     let mut rng = ppl::Rng::seed_from_u64(0);
     let xs: Vec<f32> = (0..N).map(|i| [-3.0, 0.5, 4.0][i % K] + rng.standard_normal() as f32).collect();

@@ -11,6 +11,7 @@ use ppl::optim::Optimizer;
 use ppl::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;
+use super::median;
 
 const N: usize = 200;
 const PRIOR: f64 = 0.4;
@@ -61,10 +62,6 @@ impl Hand {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Prints `svi tracegraph_mixture: ppl X us, hand Y us, ppl/hand Z` (medians of interleaved
 /// repeats; validation off).

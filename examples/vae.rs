@@ -113,6 +113,8 @@ pub struct Report {
     pub png_size: (u32, u32),
     /// The checkpoint file.
     pub checkpoint: PathBuf,
+    /// The model's graph, Graphviz DOT.
+    pub dot: PathBuf,
     /// Wall time of the training (excluding data loading and the picture).
     pub time: Duration,
 }
@@ -345,9 +347,10 @@ pub fn run(args: &Args) -> Result<Report> {
     let title = format!("VAE on MNIST, z-dim {z_dim}, hidden {hidden}, {total_epochs:.0} epochs: test ELBO {:.1} nats", test_elbos.last().copied().unwrap_or(f64::NAN));
     let png_size = plot::image_grid_png(&png, &title, plot::Grid { cols, side: SIDE, scale: 3 }, &rows)?;
 
-    // TODO(render_model): when `ppl::render_model` lands, also write the model's graph here:
-    // std::fs::write(args.out.join("model.dot"), ppl::render_model(|x: &Tensor| model(&nets, x), &test.narrow(0, 0, 1)?)?)
-    //     .map_err(|source| Error::Io { path: args.out.join("model.dot").display().to_string(), source })?;
+    // The model's graph (Graphviz DOT) for one test image: z -> x inside the batch plate.
+    let dot_path = args.out.join("model.dot");
+    let dot = ppl::render_model(|x: &Tensor| model(&nets, x), &test.narrow(0, 0, 1)?)?;
+    std::fs::write(&dot_path, dot).map_err(|source| Error::Io { path: dot_path.display().to_string(), source })?;
 
     Ok(Report {
         train_loss,
@@ -360,6 +363,7 @@ pub fn run(args: &Args) -> Result<Report> {
         png,
         png_size,
         checkpoint,
+        dot: dot_path,
         time,
     })
 }
@@ -368,6 +372,7 @@ fn print(r: &Report) {
     println!("\nTrained {} epoch(s) ({} SVI steps in all) in {:.1} s.", r.train_loss.len(), r.total_steps, r.time.as_secs_f64());
     println!("Wrote {} ({}×{} px): test digits, their reconstructions, samples from the prior.", r.png.display(), r.png_size.0, r.png_size.1);
     println!("Wrote {} (parameters and optimizer state; continue with --resume).", r.checkpoint.display());
+    println!("Wrote {}: the model's graph (render: dot -Tpng {} -o model.png)", r.dot.display(), r.dot.display());
 }
 
 #[allow(dead_code)]

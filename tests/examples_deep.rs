@@ -51,6 +51,9 @@ fn vae_learns_digits_writes_grid_and_resumes() {
     // 10 + 10 × 88 + 4 + 100 wide (label column), 36 + 6 × 88 + 4 high: see plot::Grid.
     assert_eq!(r.png_size, (994, 568));
     assert_png(&r.png, (994, 568));
+    // render_model found the one dependency: the latent code feeds the pixels' distribution.
+    let dot = std::fs::read_to_string(&r.dot).unwrap();
+    assert!(dot.contains("\"z\" -> \"x\";") && dot.contains("cluster_data"), "{dot}");
 
     let resumed = vae::run(&vae::Args::parse_from(["vae", "--smoke", "--seed", "3", "--out", out_s, "--resume"])).unwrap();
     assert_eq!(resumed.total_steps, 2 * r.total_steps);

@@ -36,8 +36,8 @@ pub(crate) fn broadcast_contiguous<const N: usize>(ts: [&Tensor; N]) -> Result<[
 /// `f` mapped over `src`, split across Candle's thread count (`RAYON_NUM_THREADS`) when
 /// the slice is large enough to repay spawning scoped threads.
 pub(crate) fn par_map<T: Copy + Sync, U: Copy + Send + Default>(src: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
-    let threads = candle_core::utils::get_num_threads().max(1);
-    if src.len() < (1 << 17) || threads == 1 {
+    let threads = crate::nn::cpu::threads_for(src.len(), 1 << 17);
+    if threads == 1 {
         return src.iter().map(|&x| f(x)).collect();
     }
     let mut out = vec![U::default(); src.len()];
@@ -53,7 +53,7 @@ pub(crate) fn par_map<T: Copy + Sync, U: Copy + Send + Default>(src: &[T], f: im
 
 /// `f` over three equal-length slices, split across threads like [`par_map`].
 pub(crate) fn par_zip3<T: Copy + Sync, U: Copy + Send + Default>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> U + Sync) -> Vec<U> {
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let threads = crate::nn::cpu::threads_for(a.len(), 1 << 15);
     let run = |o: &mut [U], start: usize| {
         for (k, o) in o.iter_mut().enumerate() {
             let i = start + k;
@@ -61,7 +61,7 @@ pub(crate) fn par_zip3<T: Copy + Sync, U: Copy + Send + Default>(a: &[T], b: &[T
         }
     };
     let mut out = vec![U::default(); a.len()];
-    if a.len() < (1 << 15) || threads == 1 {
+    if threads == 1 {
         run(&mut out, 0);
         return out;
     }

@@ -385,8 +385,8 @@ fn par_blocks<T: Send>(outs: &mut [Vec<T>], rows: usize, cols: usize, work: usiz
     if outs.is_empty() || rows == 0 || cols == 0 {
         return;
     }
-    let threads = candle_core::utils::get_num_threads().max(1).min(rows);
-    let rows_per = if work < cpu::PAR_MIN_WORK || threads <= 1 { rows } else { rows.div_ceil(threads) };
+    let threads = cpu::threads_for(work, cpu::PAR_MIN_WORK).min(rows);
+    let rows_per = if threads <= 1 { rows } else { rows.div_ceil(threads) };
     let nblocks = rows.div_ceil(rows_per);
     let mut blocks: Vec<Vec<&mut [T]>> = (0..nblocks).map(|_| Vec::with_capacity(outs.len())).collect();
     for o in outs.iter_mut() {

@@ -50,7 +50,7 @@
 mod activation;
 #[cfg(feature = "openblas")]
 mod blas;
-mod cpu;
+pub(crate) mod cpu;
 pub mod fused;
 pub mod init;
 mod linear;

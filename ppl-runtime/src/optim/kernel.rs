@@ -32,8 +32,8 @@ impl<'a, C: Rule> HostStep<'a, C> {
             update::<C, T>(&consts, p, g, s, to, from)
         };
         let n = p.len();
-        let threads = candle_core::utils::get_num_threads().clamp(1, n.max(1));
-        if n < PAR_MIN_WORK || threads == 1 {
+        let threads = crate::nn::cpu::threads_for(n, PAR_MIN_WORK).min(n.max(1));
+        if threads <= 1 {
             block(p, g, &mut slots[..]);
             return;
         }

@@ -295,9 +295,9 @@ impl Dmm {
                     let mut log_q = (std_normal.log_prob(&eps)?.sum(1)? - scale.log()?.sum(1)?)?;
                     let mut z = (&loc + scale.mul(&eps)?)?;
                     for made in &iafs {
-                        let (m, s) = made.forward(&z)?;
-                        z = (s.exp()?.mul(&z)? + m)?;
-                        log_q = (log_q - s.sum(1)?)?;
+                        let (y, log_det) = made.flow(&z)?;
+                        z = y;
+                        log_q = (log_q - log_det)?;
                     }
                     ppl::sample_with(name, Delta::new(&z, &log_q, 1)?, opts)
                 })?;

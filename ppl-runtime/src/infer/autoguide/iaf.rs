@@ -119,6 +119,13 @@ impl Made {
         let log_scale = h.narrow(last, self.dim, self.dim)?.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)?;
         Ok((shift, log_scale))
     }
+
+    /// One IAF step over inputs `[.., dim]`: `y = exp(s(x)) ⊙ x + m(x)` and its
+    /// `log|det J| = Σ s(x)` over the last dim — what a flow's draw and its log-density need.
+    pub fn flow(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (m, s) = self.forward(x)?;
+        Ok((s.exp()?.mul(x)?.add(&m)?, s.sum(s.rank() - 1)?))
+    }
 }
 
 /// One affine autoregressive step `y = exp(s(x)) ⊙ x + m(x)`, `(m, s)` from a [`Made`]: sampling
@@ -140,8 +147,7 @@ impl Transform for IafTransform {
         "IafTransform"
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (m, s) = self.made.forward(x)?;
-        Ok(s.exp()?.mul(x)?.add(&m)?)
+        Ok(self.made.flow(x)?.0)
     }
     fn inverse(&self, y: &Tensor) -> Result<Tensor> {
         let mut x = y.zeros_like()?;
@@ -208,9 +214,9 @@ impl LatentFamily for IafFamily {
         for k in 0..self.num_transforms {
             let shift = if k + 1 == self.num_transforms { init } else { &zeros };
             let made = Made::from_store(&format!("{prefix}.iaf{k}"), dim, &hidden, k % 2 == 1, shift)?;
-            let (m, s) = made.forward(&x)?;
-            x = s.exp()?.mul(&x)?.add(&m)?;
-            log_q = log_q.sub(&s.sum_all()?)?;
+            let (y, log_det) = made.flow(&x)?;
+            x = y;
+            log_q = log_q.sub(&log_det)?;
         }
         Ok(Delta::new(&x, &log_q, 1)?.into_ref())
     }

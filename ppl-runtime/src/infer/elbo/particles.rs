@@ -153,9 +153,13 @@ pub(crate) fn elbo_per_particle(pass: &Pass) -> Result<Tensor> {
 }
 
 /// Whether a guide site needs a score-function term: a latent sample site whose value was not
-/// drawn with `rsample`.
+/// drawn with `rsample` (nor enumerated: an enumerated site's expectation is exact).
 pub(crate) fn needs_score(site: &Site) -> bool {
-    site.kind == SiteKind::Sample && !site.is_observed && !site.intervened && !site.reparameterized
+    site.kind == SiteKind::Sample
+        && !site.is_observed
+        && !site.intervened
+        && !site.reparameterized
+        && site.infer.enum_dim.is_none()
 }
 
 /// Reads a scalar tensor as `f64`.

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::handlers::enum_::{DEFAULT_MAX_SUPPORT, EnumHandler};
 use crate::handlers::{replay, trace};
 use crate::infer::enum_::contract::Semiring;
+use crate::infer::enum_::expect::guide_enumerated_elbo;
 use crate::infer::enum_::{build, plate_nesting, unhandled_discrete, unhandled_discrete_error};
 use crate::runtime::with_handler;
 
@@ -22,7 +23,18 @@ use crate::runtime::with_handler;
 /// full-data one when the enumerated sites lie inside that plate. A latent discrete site of the
 /// model that is neither enumerated nor in the guide is an error naming it.
 ///
-/// Not supported yet: enumeration in the guide, sequential enumeration, vectorized particles.
+/// The guide may enumerate too (Pyro's guide-side enumeration): its sites marked `enumerate =
+/// parallel` (or a guide wrapped in `config_enumerate`) take all their values, and the ELBO is
+/// the exact expectation over them, `Σ_{z_g} q(z_g | w) [log Σ_z p(x, z, z_g, w) − log q(z_g, w)]`:
+/// the model is contracted over its own enumerated sites with the guide's kept free, and each
+/// remaining term is weighted by the guide's marginal probability of the guide-enumerated sites
+/// it depends on (per element for a site inside a plate). Gradients flow through those weights,
+/// so the guide's enumerated sites need no score-function term. A guide-enumerated site must be
+/// a latent site of the model, in the same plates; a site drawn without reparameterization after
+/// (and depending on) one is not supported; nor is a model-enumerated site outside a plate that
+/// depends on a guide-enumerated site inside it.
+///
+/// Not supported yet: sequential enumeration, vectorized particles.
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
@@ -98,24 +110,24 @@ impl TraceEnumElbo {
     }
 
     fn pass(&self, model: Bound<'_>, guide: Bound<'_>, nesting: usize) -> Result<(Pass, candle_core::Tensor)> {
-        let ((), guide_tr) = trace(guide)?;
-        if let Some(s) = guide_tr.nodes().find(|s| s.infer.enumerate.is_some() && !s.is_observed) {
-            return Err(Error::Enumeration(
-                "the guide enumerates this site; enumeration in the guide is not supported yet: sample it in the \
-                 guide, or enumerate it in the model and leave it out of the guide"
-                    .into(),
-            )
-            .at_site(&s.name, s.location()));
-        }
+        // The guide runs under the enum handler too, and the model continues its allocation:
+        // the model's enumerated sites take dims left of the guide's, whose values stay in scope.
         let handler = EnumHandler::new(nesting).max_support(self.max_support);
+        let (res, handler) = with_handler(handler, || trace(guide));
+        let ((), guide_tr) = res?;
+        let guide_vars = handler.vars().len();
         let (res, handler) = with_handler(handler, || trace(|| replay(&guide_tr, model)));
         let ((), model_tr) = res?;
         if let Some(s) = model_tr.nodes().find(|s| unhandled_discrete(s) && !guide_tr.contains(&s.name)) {
             return Err(unhandled_discrete_error(s, "TraceEnumElbo"));
         }
-        let log_p = build(&model_tr, handler.vars(), nesting)?.log_joint(Semiring::LogSum)?;
-        let log_q = guide_tr.log_prob_sum()?;
-        let e = if log_q.dtype() == log_p.dtype() { log_p.broadcast_sub(&log_q)? } else { log_p.broadcast_sub(&log_q.to_dtype(log_p.dtype())?)? };
+        let e = if guide_vars > 0 {
+            guide_enumerated_elbo(&model_tr, &guide_tr, handler.vars(), guide_vars, nesting)?
+        } else {
+            let log_p = build(&model_tr, handler.vars(), nesting)?.log_joint(Semiring::LogSum)?;
+            let log_q = guide_tr.log_prob_sum()?;
+            if log_q.dtype() == log_p.dtype() { log_p.broadcast_sub(&log_q)? } else { log_p.broadcast_sub(&log_q.to_dtype(log_p.dtype())?)? }
+        };
         Ok((Pass { model: model_tr, guide: guide_tr, axis: Axis::Single }, e))
     }
 }

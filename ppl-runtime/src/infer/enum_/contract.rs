@@ -32,11 +32,11 @@ pub(crate) struct Factor {
 }
 
 impl Factor {
-    fn axis(&self, s: Sym) -> Option<usize> {
+    pub(crate) fn axis(&self, s: Sym) -> Option<usize> {
         self.syms.iter().position(|x| *x == s)
     }
 
-    fn vars(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn vars(&self) -> impl Iterator<Item = usize> + '_ {
         self.syms.iter().filter_map(|s| match s {
             Sym::Var(v) => Some(*v),
             Sym::Plate(_) => None,
@@ -45,7 +45,7 @@ impl Factor {
 
     /// This factor's tensor laid out along `target` (a superset of its syms), with size-1 dims
     /// where it has no sym.
-    fn align(&self, target: &[Sym]) -> Result<Tensor> {
+    pub(crate) fn align(&self, target: &[Sym]) -> Result<Tensor> {
         let order: Vec<usize> = target.iter().filter_map(|s| self.axis(*s)).collect();
         let mut t = self.t.clone();
         if order.iter().enumerate().any(|(i, &a)| i != a) {
@@ -126,7 +126,7 @@ fn reduce(t: &Tensor, axis: usize, semiring: Semiring) -> Result<Tensor> {
 }
 
 /// The sum (broadcast, in log space: the product) of `terms`, over the union of their syms.
-fn combine(terms: &[Factor]) -> Result<Factor> {
+pub(crate) fn combine(terms: &[Factor]) -> Result<Factor> {
     let mut syms: Vec<Sym> = Vec::new();
     for f in terms {
         for s in &f.syms {
@@ -168,7 +168,7 @@ fn numel_of_union(terms: &[&Factor]) -> usize {
 /// Eliminates the variables `local` from `terms` by variable elimination, greedily choosing the
 /// variable whose combined factor is smallest (a priority queue updated for the neighbours of
 /// each eliminated variable, so a chain of `T` variables costs `O(T log T)` bookkeeping).
-fn eliminate(
+pub(crate) fn eliminate(
     terms: Vec<Factor>,
     local: &BTreeSet<usize>,
     semiring: Semiring,
@@ -228,7 +228,7 @@ impl Problem {
 
     /// Multiplies `f` over `plates` (a sum in log space, scaled by each plate's ratio; a plate
     /// the factor has no dim for counts its `subsample` equal elements).
-    fn product_over(&self, mut f: Factor, plates: &BTreeSet<usize>) -> Result<Factor> {
+    pub(crate) fn product_over(&self, mut f: Factor, plates: &BTreeSet<usize>) -> Result<Factor> {
         let mut factor = 1.0;
         for &p in plates {
             let info = &self.plates[p];
@@ -290,8 +290,79 @@ impl Problem {
         Ok((result, elims))
     }
 
+    /// Sums out (log-sum-exp) every variable not in `keep`, leaving the variables of `keep`
+    /// free (Pyro's `contract_tensor_tree` with the guide's enumerated dims left out of the sum
+    /// dims). Returns factors over kept variables and plates, each with the ordinal it now lives
+    /// at: the union of its kept variables' plates. Each has been multiplied over the plates it
+    /// left, but not over those of its ordinal (a factor whose plate dims are still there).
+    ///
+    /// A variable summed out that would need the product over a plate of a factor holding a kept
+    /// variable inside that plate (its sum would couple every element's kept value) is an error.
+    pub fn contract_keep(&self, keep: &BTreeSet<usize>) -> Result<Vec<(BTreeSet<usize>, Factor)>> {
+        let mut tree: BTreeMap<Vec<usize>, Vec<Factor>> = BTreeMap::new();
+        for (ordinal, f) in &self.terms {
+            tree.entry(ordinal.iter().copied().collect()).or_default().push(f.clone());
+        }
+        let mut out = Vec::new();
+        while let Some(leaf) = tree.keys().max_by_key(|k| k.len()).cloned() {
+            let terms = tree.remove(&leaf).unwrap_or_default();
+            let leaf_set: BTreeSet<usize> = leaf.iter().copied().collect();
+            let elsewhere: BTreeSet<usize> = tree.values().flatten().flat_map(|f| f.vars()).collect();
+            let local: BTreeSet<usize> = terms
+                .iter()
+                .flat_map(|f| f.vars())
+                .filter(|v| !elsewhere.contains(v) && !keep.contains(v))
+                .collect();
+            for &v in &local {
+                self.check_inside(v, &leaf_set)?;
+            }
+            for f in eliminate(terms, &local, Semiring::LogSum, None)? {
+                let mut parent = BTreeSet::new();
+                let mut pending = None;
+                for v in f.vars() {
+                    self.check_inside(v, &leaf_set)?;
+                    if !keep.contains(&v) {
+                        if self.vars[v].ordinal == leaf_set {
+                            return Err(self.used_outside(v));
+                        }
+                        pending = Some(v);
+                    }
+                    parent.extend(self.vars[v].ordinal.iter().copied());
+                }
+                if let Some(v) = pending
+                    && parent == leaf_set
+                {
+                    let kept: Vec<&str> = f
+                        .vars()
+                        .filter(|u| keep.contains(u) && !self.vars[v].ordinal.is_superset(&self.vars[*u].ordinal))
+                        .map(|u| self.vars[u].name.as_str())
+                        .collect();
+                    return Err(Error::Enumeration(format!(
+                        "the model's enumerated site `{}` lies in plates {} and a site in plates {} depends on it and \
+                         on the guide's enumerated `{}`, which lies inside more plates; summing `{}` out would couple \
+                         every element of those plates: enumerate `{}` in the model instead, or move it into the plates",
+                        self.vars[v].name,
+                        self.plate_names(&self.vars[v].ordinal),
+                        self.plate_names(&leaf_set),
+                        kept.join("`, `"),
+                        self.vars[v].name,
+                        kept.join("`, `"),
+                    )));
+                }
+                let drop: BTreeSet<usize> = leaf_set.difference(&parent).copied().collect();
+                let f = self.product_over(f, &drop)?;
+                if pending.is_some() {
+                    tree.entry(parent.into_iter().collect()).or_default().push(f);
+                } else {
+                    out.push((parent, f));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// A variable used by a factor at `ordinal` must lie in no plate outside `ordinal`.
-    fn check_inside(&self, v: usize, ordinal: &BTreeSet<usize>) -> Result<()> {
+    pub(crate) fn check_inside(&self, v: usize, ordinal: &BTreeSet<usize>) -> Result<()> {
         if self.vars[v].ordinal.is_subset(ordinal) { Ok(()) } else { Err(self.used_outside(v)) }
     }
 

@@ -5,6 +5,7 @@
 //! maximizes) them out of the trace's log-densities.
 
 pub(crate) mod contract;
+pub(crate) mod expect;
 
 use crate::error::{Error, Result};
 use crate::handlers::enum_::EnumVar;

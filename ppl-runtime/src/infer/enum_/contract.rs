@@ -338,14 +338,17 @@ impl Problem {
                         .map(|u| self.vars[u].name.as_str())
                         .collect();
                     return Err(Error::Enumeration(format!(
-                        "the model's enumerated site `{}` lies in plates {} and a site in plates {} depends on it and \
-                         on the guide's enumerated `{}`, which lies inside more plates; summing `{}` out would couple \
-                         every element of those plates: enumerate `{}` in the model instead, or move it into the plates",
+                        "the model's enumerated site `{}` (plates {}) is summed out through a site in plates {} that \
+                         also depends on the guide's enumerated `{}`, which lies in plates `{}` does not: summing `{}` \
+                         out would couple the `{}` of every element; enumerate `{}` in the model instead (and leave it \
+                         out of the guide)",
                         self.vars[v].name,
                         self.plate_names(&self.vars[v].ordinal),
                         self.plate_names(&leaf_set),
                         kept.join("`, `"),
                         self.vars[v].name,
+                        self.vars[v].name,
+                        kept.join("`, `"),
                         kept.join("`, `"),
                     )));
                 }
@@ -480,6 +483,43 @@ mod tests {
         let got = inside.contract(Semiring::LogSum, false)?.0.unwrap().to_scalar::<f64>()?;
         let want: f64 = (0..3).map(|i| lse(&[pz[0] + px[0][i], pz[1] + px[1][i]])).sum();
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        Ok(())
+    }
+
+    /// z (kept, 2 values) outside plate p, y (summed, 2 values) inside it, one factor over
+    /// (z, y, i): the result is a factor over z at ordinal {} equal to Σ_i log Σ_y exp(f).
+    #[test]
+    fn contract_keep_leaves_the_kept_variable_free() -> Result<()> {
+        let dev = Device::Cpu;
+        let f = [[[-1.0, -2.0, -0.5], [-0.2, -3.0, -1.5]], [[-0.7, -0.1, -2.5], [-1.1, -0.4, -0.9]]]; // [z, y, i]
+        let problem = Problem {
+            plates: vec![PlateInfo { name: "p".into(), subsample: 3, ratio: 2.0 }],
+            vars: vec![
+                VarInfo { name: "z".into(), size: 2, ordinal: BTreeSet::new() },
+                VarInfo { name: "y".into(), size: 2, ordinal: BTreeSet::from([0]) },
+            ],
+            terms: vec![(
+                BTreeSet::from([0]),
+                Factor { t: Tensor::new(&f, &dev)?, syms: vec![Sym::Var(0), Sym::Var(1), Sym::Plate(0)] },
+            )],
+        };
+        let out = problem.contract_keep(&BTreeSet::from([0]))?;
+        assert_eq!(out.len(), 1);
+        let (ordinal, g) = &out[0];
+        assert!(ordinal.is_empty());
+        assert_eq!(g.syms, vec![Sym::Var(0)]);
+        let got: Vec<f64> = g.t.to_vec1()?;
+        for z in 0..2 {
+            let want: f64 = 2.0 * (0..3).map(|i| lse(&[f[z][0][i], f[z][1][i]])).sum::<f64>();
+            assert!((got[z] - want).abs() < 1e-12, "{got:?}");
+        }
+        // Kept inside the plate and summed outside it: an error naming both.
+        let mut coupled = problem.clone();
+        coupled.vars[0].ordinal = BTreeSet::from([0]);
+        coupled.vars[1].ordinal = BTreeSet::new();
+        coupled.terms.push((BTreeSet::new(), Factor { t: Tensor::new(&[-0.3, -1.4], &dev)?, syms: vec![Sym::Var(1)] }));
+        let e = coupled.contract_keep(&BTreeSet::from([0])).unwrap_err().to_string();
+        assert!(e.contains("`y` (plates [])") && e.contains("`z`"), "{e}");
         Ok(())
     }
 

@@ -2,39 +2,15 @@
 //! guide's enumerated sites written out by hand, gradients against finite differences, an SVI
 //! fit whose optimum is the exact posterior, and errors.
 
+use super::enumeration::{enumerated, log_normal, lse, rows, take};
 use ppl::infer::{Bound, Elbo, ElboEstimate, Program, config_enumerate};
 use ppl::prelude::*;
-use ppl::{Enumerate, InferConfig, observe, plate, sample, sample_with};
-
-fn enumerated() -> SampleOptions {
-    SampleOptions::new().infer(InferConfig::new().enumerate(Enumerate::Parallel))
-}
-
-fn log_normal(x: f64, loc: f64, scale: f64) -> f64 {
-    -0.5 * ((x - loc) / scale).powi(2) - scale.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
-}
-
-fn lse(xs: &[f64]) -> f64 {
-    let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
-}
+use ppl::{InferConfig, observe, plate, sample, sample_with};
 
 /// `log softmax(logits)`.
 fn log_softmax(logits: &[f64]) -> Vec<f64> {
     let z = lse(logits);
     logits.iter().map(|l| l - z).collect()
-}
-
-/// `locs[z]`, shaped like `z`.
-fn take(locs: &Tensor, z: &Tensor) -> Result<Tensor> {
-    Ok(locs.index_select(&z.flatten_all()?, 0)?.reshape(z.dims())?)
-}
-
-/// Rows `table[z]`, shaped `z.dims() ++ [k]`.
-fn rows(table: &Tensor, z: &Tensor) -> Result<Tensor> {
-    let mut shape = z.dims().to_vec();
-    shape.push(table.dim(1)?);
-    Ok(table.index_select(&z.flatten_all()?, 0)?.reshape(shape)?)
 }
 
 fn estimate(model: Bound<'_>, guide: Bound<'_>) -> Result<ElboEstimate> {

@@ -36,6 +36,30 @@ use crate::runtime::with_handler;
 ///
 /// Not supported yet: sequential enumeration, vectorized particles.
 ///
+/// A guide that enumerates `z` learns the exact posterior `p(z | x)` (here `z = 1` has almost
+/// all of it: the data sit at `4 z = 4`):
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use ppl_runtime::{dist::{Categorical, Normal}, infer::{config_enumerate, Svi, TraceEnumElbo}, optim::Adam, Result};
+/// use ppl_runtime::primitives::{observe, param, plate, sample};
+/// let data = Tensor::new(&[3.5f32, 4.2], &Device::Cpu)?;
+/// let model = |x: &Tensor| -> Result<()> {
+///     let z = sample("z", Categorical::new(&Tensor::new(&[0.5f32, 0.5], x.device())?)?)?;
+///     let loc = (z.to_dtype(DType::F32)? * 4.0)?; // shape [2, 1]: both values, left of the plate
+///     plate("data", 2, |_| observe("x", Normal::new(&loc, 1.0)?, x).map(|_| ()))
+/// };
+/// let guide = |x: &Tensor| -> Result<()> {
+///     let logits = param("logits", Tensor::zeros(2, DType::F32, x.device())?)?;
+///     sample("z", Categorical::from_logits(&logits)?).map(|_| ())
+/// };
+/// let mut svi = Svi::new(model, config_enumerate(guide), Adam::new(0.1), TraceEnumElbo::new()).seed(0);
+/// svi.run(&data, 100)?;
+/// let q: Vec<f32> = candle_nn::ops::softmax(&svi.params().get("logits")?.unwrap(), 0)?.to_vec1()?;
+/// assert!(q[1] > 0.95, "{q:?}");
+/// # Ok::<(), ppl_runtime::Error>(())
+/// ```
+///
 /// ```
 /// use candle_core::{Device, Tensor};
 /// use ppl_runtime::{dist::{Categorical, Normal}, infer::{config_enumerate, Svi, TraceEnumElbo}, optim::Adam, Result};

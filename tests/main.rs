@@ -5,6 +5,7 @@ mod datasets;
 mod deep;
 mod dmm;
 mod enumeration;
+mod enumeration_sequential;
 mod examples;
 mod examples_deep;
 mod examples_enum;

@@ -7,8 +7,10 @@ use crate::error::{Error, Result};
 use crate::handlers::enum_::{DEFAULT_MAX_SUPPORT, EnumHandler};
 use crate::handlers::{replay, trace};
 use crate::infer::enum_::contract::Semiring;
+use crate::infer::enum_::sequential::{DEFAULT_MAX_SEQUENTIAL_RUNS, sequential_runs};
 use crate::infer::enum_::{build, plate_nesting, unhandled_discrete, unhandled_discrete_error};
 use crate::runtime::with_handler;
+use crate::site::Enumerate;
 
 /// The ELBO of Pyro's `TraceEnum_ELBO`: `E_q[log Σ_z p(x, z, w) − log q(w)]`, where `z` are
 /// the model's enumerated discrete sites (`enumerate = parallel`, or a model wrapped in
@@ -22,7 +24,14 @@ use crate::runtime::with_handler;
 /// full-data one when the enumerated sites lie inside that plate. A latent discrete site of the
 /// model that is neither enumerated nor in the guide is an error naming it.
 ///
-/// Not supported yet: enumeration in the guide, sequential enumeration, vectorized particles.
+/// Sites marked `enumerate = sequential` are enumerated by running the programs once per value
+/// (outside vectorized plates only): in the guide, each joint configuration `g` of its sequential
+/// sites gets its own run, weighted by `q(g)` (with gradients), so the loss is the exact
+/// expectation over `g`; in the model (sites the guide does not provide), the model runs once per
+/// configuration against the same guide draw and the runs' joint densities are summed. The number
+/// of runs per particle is capped by [`TraceEnumElbo::max_sequential_runs`].
+///
+/// Not supported yet: parallel enumeration in the guide, vectorized particles.
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
@@ -48,11 +57,17 @@ pub struct TraceEnumElbo {
     particles: Particles,
     baselines: Baselines,
     max_support: usize,
+    max_sequential_runs: usize,
 }
 
 impl Default for TraceEnumElbo {
     fn default() -> Self {
-        TraceEnumElbo { particles: Particles::default(), baselines: Baselines::default(), max_support: DEFAULT_MAX_SUPPORT }
+        TraceEnumElbo {
+            particles: Particles::default(),
+            baselines: Baselines::default(),
+            max_support: DEFAULT_MAX_SUPPORT,
+            max_sequential_runs: DEFAULT_MAX_SEQUENTIAL_RUNS,
+        }
     }
 }
 
@@ -81,6 +96,14 @@ impl TraceEnumElbo {
         self
     }
 
+    /// The largest number of runs of the model and guide per particle that sequential enumeration
+    /// may take (default 1024): one run per joint value of the `enumerate = sequential` sites. More
+    /// is an error naming the sites.
+    pub fn max_sequential_runs(mut self, n: usize) -> Self {
+        self.max_sequential_runs = n;
+        self
+    }
+
     /// The baseline of the score-function term of the guide's site `name`.
     pub fn baseline(mut self, name: impl Into<String>, baseline: Baseline) -> Self {
         self.baselines.per_site.insert(name.into(), baseline);
@@ -99,7 +122,7 @@ impl TraceEnumElbo {
 
     fn pass(&self, model: Bound<'_>, guide: Bound<'_>, nesting: usize) -> Result<(Pass, candle_core::Tensor)> {
         let ((), guide_tr) = trace(guide)?;
-        if let Some(s) = guide_tr.nodes().find(|s| s.infer.enumerate.is_some() && !s.is_observed) {
+        if let Some(s) = guide_tr.nodes().find(|s| s.infer.enumerate == Some(Enumerate::Parallel) && !s.is_observed) {
             return Err(Error::Enumeration(
                 "the guide enumerates this site; enumeration in the guide is not supported yet: sample it in the \
                  guide, or enumerate it in the model and leave it out of the guide"
@@ -128,9 +151,13 @@ impl Elbo for TraceEnumElbo {
         let nesting = self.nesting(model, guide)?;
         let mut totals = Totals::default();
         for _ in 0..self.particles.num {
-            let (pass, e) = self.pass(model, guide, nesting)?;
-            let score = self.baselines.score_terms(&pass.guide, Axis::Single, &e.detach())?;
-            totals.add(&e, score, pass)?;
+            let runs = sequential_runs(model, guide, self.max_sequential_runs, |m, g| self.pass(m, g, nesting))?;
+            for run in runs {
+                let keep = |s: &crate::site::Site| !run.sites.contains(&s.name);
+                let score = self.baselines.score_terms_where(&run.pass.guide, Axis::Single, &run.elbo.detach(), keep)?;
+                let (e, score) = run.weighted(score)?;
+                totals.add(&e, score, run.pass)?;
+            }
         }
         totals.finish(self.particles.num, &mut self.baselines, "TraceEnumElbo")
     }

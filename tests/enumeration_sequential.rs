@@ -283,3 +283,50 @@ fn model_with_sequential_z() -> Result<()> {
     let z = sample_with("z", Bernoulli::new(0.5)?, sequential())?;
     observe("x", Normal::new(&z, 1.0)?, &Tensor::new(0.5f32, &Device::Cpu)?).map(|_| ())
 }
+
+/// A sequential guide site `g` beside a score-function site `w` (drawn afresh per value of g,
+/// no baseline): the surrogate's gradients are, per the recorded draws, d/da = −Σ_g dq(g)/da · e_g
+/// (the weight's gradient, not detached) and d/db = −Σ_g q(g) (w_g − σ(b)) (e_g − 1) (the score
+/// term weighted by the detached q(g), plus the pathwise −log q(w)), with e_g the run's ELBO.
+#[test]
+fn score_function_terms_are_weighted_by_the_configuration_probability() -> Result<()> {
+    let dev = Device::Cpu;
+    let (a0, b0, x) = (0.4f64, -0.3f64, 1.3f64);
+    let a = Var::new(a0, &dev)?;
+    let b = Var::new(b0, &dev)?;
+    let draws = std::cell::RefCell::new(Vec::new());
+    let guide = || -> Result<()> {
+        let g = sample_with("g", Bernoulli::from_logits(a.as_tensor())?, sequential())?;
+        let w = sample("w", Bernoulli::from_logits(b.as_tensor())?)?;
+        draws.borrow_mut().push((index(&g)?, w.to_scalar::<f64>()?));
+        Ok(())
+    };
+    let model = || -> Result<()> {
+        let g = sample("g", Bernoulli::new(Tensor::new(0.5f64, &dev)?)?)?;
+        let w = sample("w", Bernoulli::new(Tensor::new(0.4f64, &dev)?)?)?;
+        observe("x", Normal::new(&(g + (w * 2.0)?)?, 1.0)?, &Tensor::new(x, &dev)?).map(|_| ())
+    };
+    let mut elbo = TraceEnumElbo::new().max_plate_nesting(0).baseline("w", Baseline::None);
+    let est = estimate(&mut elbo, &model, &guide)?;
+    let draws = draws.borrow().clone();
+    assert_eq!(draws.iter().map(|d| d.0).collect::<Vec<_>>(), vec![0, 1]);
+    let sig = |t: f64| 1.0 / (1.0 + (-t).exp());
+    let bern = |v: f64, p: f64| if v == 1.0 { p.ln() } else { (1.0 - p).ln() };
+    let (sa, sb) = (sig(a0), sig(b0));
+    let (mut loss, mut ga, mut gb) = (0.0, 0.0, 0.0);
+    for &(g, w) in &draws {
+        let gf = g as f64;
+        let e = 0.5f64.ln() + bern(w, 0.4) + log_normal(x, gf + 2.0 * w, 1.0) - bern(gf, sa) - bern(w, sb);
+        let q = if g == 1 { sa } else { 1.0 - sa };
+        let dq = if g == 1 { sa * (1.0 - sa) } else { -sa * (1.0 - sa) };
+        loss -= q * e;
+        ga -= dq * e;
+        gb -= q * (w - sb) * (e - 1.0);
+    }
+    assert!((est.loss - loss).abs() < 1e-9 * loss.abs(), "{} vs {loss}", est.loss);
+    let grads = est.surrogate.backward()?;
+    let got_a = grads.get(a.as_tensor()).unwrap().to_scalar::<f64>()?;
+    let got_b = grads.get(b.as_tensor()).unwrap().to_scalar::<f64>()?;
+    assert!((got_a - ga).abs() < 1e-9 && (got_b - gb).abs() < 1e-9, "({got_a}, {got_b}) vs ({ga}, {gb})");
+    Ok(())
+}

@@ -242,9 +242,11 @@ pub(crate) fn sequential_runs(
 ) -> Result<Vec<SequentialRun>> {
     let shared = RefCell::new(Shared::default());
     let wrapped_guide = || -> Result<()> {
-        let replayed = shared.borrow().replayed.clone();
+        let replayed = shared.borrow_mut().replayed.take();
         if let Some(tr) = replayed {
-            return replay(&tr, guide);
+            let res = replay(&tr, guide);
+            shared.borrow_mut().replayed = Some(tr);
+            return res;
         }
         let prefix = shared.borrow().guide_prefix.clone();
         let (res, h) = with_handler(SequentialHandler::new(Side::Guide, prefix, Rc::default()), guide);

@@ -206,20 +206,33 @@ fn guide_and_model_sequential_sites_nest_with_one_guide_draw() -> Result<()> {
     Ok(())
 }
 
-/// Svi with a sequential guide q(z) = Categorical(softmax(logits)) over the mixture model: the
-/// loss is exact (no sampling), so q converges to the posterior p(z | x) computed by hand, and the
-/// loss to −log p(x).
+#[ppl::model]
+fn mixture(x: &Tensor) -> Result<()> {
+    let z = sample!("z", Categorical::new(&Tensor::new(&PI, x.device())?)?);
+    let loc = Tensor::new(&MU, x.device())?.index_select(&z.flatten_all()?, 0)?.reshape(())?;
+    plate!("data", 4, |_| {
+        sample!("x", Normal::new(&loc, 1.0)?, obs = x);
+        Ok(())
+    })
+}
+
+#[ppl::guide(model = mixture)]
+fn mixture_guide(x: &Tensor) -> Result<()> {
+    let logits = param!("logits", Tensor::zeros(3, DType::F64, x.device())?);
+    sample!("z", Categorical::from_logits(&logits)?, enumerate = sequential);
+    Ok(())
+}
+
+/// Svi with a sequential guide q(z) = Categorical(softmax(logits)) (written with the macros,
+/// `enumerate = sequential`) over the mixture model: the loss is exact (no sampling), so q
+/// converges to the posterior p(z | x) computed by hand, and the loss to −log p(x).
 #[test]
 fn svi_fits_the_exact_posterior_with_a_sequential_guide() -> Result<()> {
     let dev = Device::Cpu;
-    let model = |_: &()| mixture_model(&Device::Cpu, SampleOptions::new)();
-    let guide = |_: &()| -> Result<()> {
-        let logits = ppl::param("logits", Tensor::zeros(3, DType::F64, &Device::Cpu)?)?;
-        sample_with("z", Categorical::from_logits(&logits)?, sequential()).map(|_| ())
-    };
-    let mut svi = Svi::new(model, guide, Adam::new(0.1), TraceEnumElbo::new()).seed(0);
-    let losses = svi.run(&(), 300)?;
-    let logits: Vec<f64> = svi.params().get("logits")?.unwrap().to_device(&dev)?.to_vec1()?;
+    let x = Tensor::new(&X, &dev)?;
+    let mut svi = Svi::new(mixture, mixture_guide, Adam::new(0.1), TraceEnumElbo::new()).seed(0);
+    let losses = svi.run(&x, 300)?;
+    let logits: Vec<f64> = svi.params().get("logits")?.unwrap().to_vec1()?;
     let q: Vec<f64> = log_softmax(&logits).iter().map(|l| l.exp()).collect();
     let joint: Vec<f64> = (0..3).map(log_joint).collect();
     let evidence = lse(&joint);

@@ -246,7 +246,7 @@ fn svi_fits_the_exact_posterior_with_a_sequential_guide() -> Result<()> {
 }
 
 /// Errors: a sequential site (guide or model) in a vectorized plate names the site and the plate
-/// (in a sequential plate it is fine); too many runs names the sites; NUTS's layout and
+/// (in a sequential plate it is fine); so does a scaled model site; too many runs names the sites; NUTS's layout and
 /// `infer_discrete` name the site and say to use `parallel`.
 #[test]
 fn sequential_enumeration_errors_name_sites_and_plates() -> Result<()> {
@@ -260,6 +260,10 @@ fn sequential_enumeration_errors_name_sites_and_plates() -> Result<()> {
     let model = || -> Result<()> { plate("rows", 3, |_| sample("z", Bernoulli::new(0.5)?).map(|_| ())) };
     let e = estimate(&mut TraceEnumElbo::new(), &model, &in_plate).unwrap_err().to_string();
     assert!(e.contains("site `z`") && e.contains("plate `rows`") && e.contains("guide"), "{e}");
+    // A scaled model site would be summed with its scale inside the log-sum-exp.
+    let scaled = || ppl::handlers::scale(2.0, || sample_with("z", Bernoulli::new(0.5)?, sequential()).map(|_| ()));
+    let e = estimate(&mut TraceEnumElbo::new(), &scaled, &empty).unwrap_err().to_string();
+    assert!(e.contains("site `z`") && e.contains("scaled by 2"), "{e}");
     // A sequential plate is fine: 2 × 2 runs of the model, −log p(x) = −Σ_i log Σ_z p(z) p(x_i | z).
     let xs = [0.2f64, -0.7];
     let seq = || -> Result<()> {

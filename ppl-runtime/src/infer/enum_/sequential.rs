@@ -94,6 +94,14 @@ impl SequentialHandler {
                 f.name, f.subsample_size, f.subsample_size
             )));
         }
+        if matches!(self.side, Side::Model) && msg.scale != 1.0 {
+            return Err(Error::Enumeration(format!(
+                "the model site is marked `enumerate = sequential` but its log-density is scaled by {} (a subsampled \
+                 plate or `scale`); the model's runs are summed as densities, so the scale would land inside the sum: \
+                 mark the site `enumerate = parallel`",
+                msg.scale
+            )));
+        }
         let dist = msg.dist()?.clone();
         if !dist.has_enumerate_support() {
             return Err(Error::Enumeration(format!(

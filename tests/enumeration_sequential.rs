@@ -268,8 +268,8 @@ fn sequential_enumeration_errors_name_sites_and_plates() -> Result<()> {
     let xs = [0.2f64, -0.7];
     let seq = || -> Result<()> {
         seq_plate("steps", 2, |i| {
-            let z = sample_with(&format!("z_{i}"), Bernoulli::new(Tensor::new(0.3f64, &dev)?)?, sequential())?;
-            observe(&format!("x_{i}"), Normal::new(&z, 1.0)?, &Tensor::new(xs[i], &dev)?).map(|_| ())
+            let z = sample_with(format!("z_{i}"), Bernoulli::new(Tensor::new(0.3f64, &dev)?)?, sequential())?;
+            observe(format!("x_{i}"), Normal::new(&z, 1.0)?, &Tensor::new(xs[i], &dev)?).map(|_| ())
         })
         .map(|_| ())
     };
@@ -288,7 +288,7 @@ fn sequential_enumeration_errors_name_sites_and_plates() -> Result<()> {
     assert!(e.contains("more than 10 runs") && e.contains("`a` (4 values)") && e.contains("`c` (4 values)"), "{e}");
     assert!(estimate(&mut TraceEnumElbo::new().max_sequential_runs(64), &many, &empty).is_ok());
     // Other inference: MCMC's layout and infer_discrete.
-    let (_, tr) = seed(0, || trace(&model_with_sequential_z))?;
+    let (_, tr) = seed(0, || trace(model_with_sequential_z))?;
     let e = Layout::from_trace(&tr).unwrap_err().to_string();
     assert!(e.contains("site `z`") && e.contains("enumerate = parallel"), "{e}");
     let e = infer_discrete(&|_: &()| model_with_sequential_z(), &(), DiscreteMode::Map).unwrap_err().to_string();

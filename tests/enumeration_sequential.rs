@@ -160,6 +160,40 @@ fn model_sequential_site_sums_out_like_parallel() -> Result<()> {
     Ok(())
 }
 
+/// A model-side sequential z depending on a parallel-enumerated c (its distribution carries c's
+/// enum dim): one model run per value of z, c summed out inside each; the loss is
+/// −log Σ_c Σ_z p(c) p(z | c) N(x | c + 2z, 1) by hand and equals the all-parallel model's.
+#[test]
+fn model_sequential_site_may_depend_on_parallel_ones() -> Result<()> {
+    let dev = Device::Cpu;
+    let x = 1.4;
+    let (pc, pz) = ([0.3f64, 0.7], [0.2f64, 0.9]);
+    let make = |how_z: Enumerate| {
+        let dev = &dev;
+        move || -> Result<()> {
+            let c = sample_with("c", Categorical::new(&Tensor::new(&pc, dev)?)?, how(Enumerate::Parallel))?;
+            let p = Tensor::new(&pz, dev)?.index_select(&c.flatten_all()?, 0)?.reshape(c.dims())?;
+            let z = sample_with("z", Bernoulli::new(&p)?, how(how_z))?;
+            let loc = c.to_dtype(DType::F64)?.broadcast_add(&(z * 2.0)?)?;
+            observe("x", Normal::new(&loc, 1.0)?, &Tensor::new(x, dev)?).map(|_| ())
+        }
+    };
+    let guide = || -> Result<()> { Ok(()) };
+    let seq = estimate(&mut TraceEnumElbo::new(), &make(Enumerate::Sequential), &guide)?;
+    let par = estimate(&mut TraceEnumElbo::new(), &make(Enumerate::Parallel), &guide)?;
+    let mut terms = Vec::new();
+    for c in 0..2 {
+        for z in 0..2 {
+            let lz = if z == 1 { pz[c].ln() } else { (1.0 - pz[c]).ln() };
+            terms.push(pc[c].ln() + lz + log_normal(x, c as f64 + 2.0 * z as f64, 1.0));
+        }
+    }
+    let want = -lse(&terms);
+    assert!((seq.loss - want).abs() < 1e-9 * want.abs(), "{} vs {want}", seq.loss);
+    assert!((par.loss - want).abs() < 1e-9 * want.abs(), "parallel {} vs {want}", par.loss);
+    Ok(())
+}
+
 /// Guide and model sequential sites together, with a reparameterized guide site: per value of the
 /// guide's `g`, the model runs once per value of its `c` against the same guide draw of `w`
 /// (replayed), and the loss is −Σ_g q(g) [log Σ_c p(x, w_g, g, c) − log q(w_g) − log q(g)].
@@ -260,6 +294,10 @@ fn sequential_enumeration_errors_name_sites_and_plates() -> Result<()> {
     let model = || -> Result<()> { plate("rows", 3, |_| sample("z", Bernoulli::new(0.5)?).map(|_| ())) };
     let e = estimate(&mut TraceEnumElbo::new(), &model, &in_plate).unwrap_err().to_string();
     assert!(e.contains("site `z`") && e.contains("plate `rows`") && e.contains("guide"), "{e}");
+    // A guide site whose draw has several elements outside any plate.
+    let batched = || sample_with("z", Bernoulli::new(Tensor::new(&[0.5f64, 0.2], &dev)?)?, sequential()).map(|_| ());
+    let e = estimate(&mut TraceEnumElbo::new(), &empty, &batched).unwrap_err().to_string();
+    assert!(e.contains("site `z`") && e.contains("batch shape [2]"), "{e}");
     // A scaled model site would be summed with its scale inside the log-sum-exp.
     let scaled = || ppl::handlers::scale(2.0, || sample_with("z", Bernoulli::new(0.5)?, sequential()).map(|_| ()));
     let e = estimate(&mut TraceEnumElbo::new(), &scaled, &empty).unwrap_err().to_string();

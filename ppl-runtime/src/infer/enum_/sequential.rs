@@ -111,10 +111,12 @@ impl SequentialHandler {
                 dist.support()
             )));
         }
+        // A model site's batch may carry the dims of parallel-enumerated sites it depends on (its
+        // one value per run broadcasts against them); a guide site's value must be its whole draw.
         let batch = dist.batch_shape();
-        if batch.iter().product::<usize>() != 1 {
+        if matches!(self.side, Side::Guide) && batch.iter().product::<usize>() != 1 {
             return Err(Error::Enumeration(format!(
-                "the {side} site is marked `enumerate = sequential` but `{}` has batch shape {batch:?}; sequential \
+                "the guide site is marked `enumerate = sequential` but `{}` has batch shape {batch:?}; sequential \
                  enumeration gives a site one value per run, so its batch must hold one element: mark it \
                  `enumerate = parallel`",
                 dist.name()

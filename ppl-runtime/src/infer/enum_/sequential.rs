@@ -236,6 +236,17 @@ struct Shared {
     model_done: Option<Outcome>,
 }
 
+/// The sites of a guide trace that a replay must repeat: all but those enumerated in parallel
+/// (an enum handler around the guide gives those the same values again, and must see them unset
+/// to lay them out).
+fn replayable(guide: &Trace) -> Result<Trace> {
+    let mut tr = Trace::new();
+    for site in guide.nodes().filter(|s| s.infer.enum_dim.is_none()) {
+        tr.add(site.clone())?;
+    }
+    Ok(tr)
+}
+
 fn internal(what: &str) -> Error {
     Error::Enumeration(format!("internal: sequential enumeration: {what}"))
 }
@@ -314,7 +325,7 @@ pub(crate) fn sequential_runs(
                 note(&mut found, &guide_done.chosen);
                 guide_stack.extend(guide_done.branches);
                 if !model_stack.is_empty() {
-                    shared.borrow_mut().replayed = Some(p.guide.clone());
+                    shared.borrow_mut().replayed = Some(replayable(&p.guide)?);
                 }
                 first = Some((p, guide_done.chosen));
             }

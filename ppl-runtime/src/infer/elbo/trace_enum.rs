@@ -10,7 +10,6 @@ use crate::infer::enum_::contract::Semiring;
 use crate::infer::enum_::sequential::{DEFAULT_MAX_SEQUENTIAL_RUNS, sequential_runs};
 use crate::infer::enum_::{build, plate_nesting, unhandled_discrete, unhandled_discrete_error};
 use crate::runtime::with_handler;
-use crate::site::Enumerate;
 
 /// The ELBO of Pyro's `TraceEnum_ELBO`: `E_q[log Σ_z p(x, z, w) − log q(w)]`, where `z` are
 /// the model's enumerated discrete sites (`enumerate = parallel`, or a model wrapped in
@@ -122,7 +121,7 @@ impl TraceEnumElbo {
 
     fn pass(&self, model: Bound<'_>, guide: Bound<'_>, nesting: usize) -> Result<(Pass, candle_core::Tensor)> {
         let ((), guide_tr) = trace(guide)?;
-        if let Some(s) = guide_tr.nodes().find(|s| s.infer.enumerate == Some(Enumerate::Parallel) && !s.is_observed) {
+        if let Some(s) = guide_tr.nodes().find(|s| s.infer.enumerate == Some(crate::site::Enumerate::Parallel) && !s.is_observed) {
             return Err(Error::Enumeration(
                 "the guide enumerates this site; enumeration in the guide is not supported yet: sample it in the \
                  guide, or enumerate it in the model and leave it out of the guide"

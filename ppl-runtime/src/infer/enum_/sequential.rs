@@ -325,6 +325,16 @@ pub(crate) fn sequential_runs(
                 note(&mut found, &guide_done.chosen);
                 guide_stack.extend(guide_done.branches);
                 if !model_stack.is_empty() {
+                    // Each run's ELBO is then already an expectation over the guide's parallel
+                    // sites; the log-sum-exp over the model's runs must come inside it.
+                    if let Some(g) = p.guide.nodes().find(|s| s.infer.enum_dim.is_some()) {
+                        let m = model_done.chosen.first().map_or("?", |c| c.name.as_str());
+                        return Err(Error::Enumeration(format!(
+                            "the model site `{m}` is enumerated sequentially while the guide enumerates `{}` in \
+                             parallel; that combination is not supported: mark `{m}` `enumerate = parallel`",
+                            g.name
+                        )));
+                    }
                     shared.borrow_mut().replayed = Some(replayable(&p.guide)?);
                 }
                 first = Some((p, guide_done.chosen));

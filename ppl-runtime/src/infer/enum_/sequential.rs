@@ -247,6 +247,18 @@ fn replayable(guide: &Trace) -> Result<Trace> {
     Ok(tr)
 }
 
+fn too_many_runs(max_runs: usize, found: &[(String, usize)]) -> Error {
+    let mut list = String::new();
+    for (i, (name, size)) in found.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(list, "{sep}`{name}` ({size} values)");
+    }
+    Error::Enumeration(format!(
+        "sequential enumeration needs more than {max_runs} runs of the model and guide (sequential sites {list}, \
+         and maybe more); raise `max_sequential_runs`, or mark some of them `enumerate = parallel`"
+    ))
+}
+
 fn internal(what: &str) -> Error {
     Error::Enumeration(format!("internal: sequential enumeration: {what}"))
 }
@@ -339,21 +351,19 @@ pub(crate) fn sequential_runs(
                 }
                 first = Some((p, guide_done.chosen));
             }
-            elbos.push(e.sum_all()?.reshape(1)?);
+            elbos.push(e);
             if runs + model_stack.len() + guide_stack.len() > max_runs {
-                let mut list = String::new();
-                for (i, (name, size)) in found.iter().enumerate() {
-                    let sep = if i == 0 { "" } else { ", " };
-                    let _ = write!(list, "{sep}`{name}` ({size} values)");
-                }
-                return Err(Error::Enumeration(format!(
-                    "sequential enumeration needs more than {max_runs} runs of the model and guide (sequential sites \
-                     {list}, and maybe more); raise `max_sequential_runs`, or mark some of them `enumerate = parallel`"
-                )));
+                return Err(too_many_runs(max_runs, &found));
             }
         }
         let (pass, chosen) = first.ok_or_else(|| internal("no run"))?;
-        let elbo = if elbos.len() == 1 { elbos.remove(0).squeeze(0)? } else { log_sum_exp(&Tensor::cat(&elbos, 0)?, 0)? };
+        let elbo = match elbos.len() {
+            1 => elbos.remove(0),
+            _ => {
+                let flat = elbos.iter().map(|e| e.reshape(1)).collect::<candle_core::Result<Vec<_>>>()?;
+                log_sum_exp(&Tensor::cat(&flat, 0)?, 0)?
+            }
+        };
         let mut log_weight: Option<Tensor> = None;
         for c in &chosen {
             let site = pass.guide.get(&c.name).ok_or_else(|| internal("a sequential site is not in the guide trace"))?;

@@ -364,12 +364,6 @@ fn non_enumerable_and_too_large_sites_are_errors_naming_them() -> Result<()> {
     };
     let e = estimate(&mut TraceEnumElbo::new().max_support(8), &big).unwrap_err().to_string();
     assert!(e.contains("site `word`") && e.contains("10 values"), "{e}");
-    let seq = || -> Result<()> {
-        let opts = SampleOptions::new().infer(InferConfig::new().enumerate(Enumerate::Sequential));
-        sample_with("c", Bernoulli::new(0.5)?, opts).map(|_| ())
-    };
-    let e = estimate(&mut TraceEnumElbo::new(), &seq).unwrap_err().to_string();
-    assert!(e.contains("site `c`") && e.contains("sequential enumeration is not supported"), "{e}");
     Ok(())
 }
 

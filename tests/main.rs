@@ -6,6 +6,7 @@ mod deep;
 mod dmm;
 mod enumeration;
 mod enumeration_guide;
+mod enumeration_sequential;
 mod examples;
 mod examples_deep;
 mod examples_enum;

@@ -101,7 +101,9 @@ impl EnumHandler {
     fn enumerate(&mut self, msg: &mut Message, snapshot: &mut Vec<(isize, usize)>) -> Result<()> {
         if msg.infer.enumerate == Some(Enumerate::Sequential) {
             return Err(Error::Enumeration(
-                "sequential enumeration is not supported yet; use `enumerate = parallel`".into(),
+                "the site is marked `enumerate = sequential`, which only TraceEnumElbo does (one run per value); \
+                 here mark it `enumerate = parallel`"
+                    .into(),
             ));
         }
         let dist: DistRef = msg.dist()?.clone();

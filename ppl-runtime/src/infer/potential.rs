@@ -164,6 +164,13 @@ impl Layout {
             let dist = site.dist()?;
             let located = |e: Error| e.at_site(&site.name, site.location());
             let support = dist.support();
+            if site.infer.enumerate == Some(crate::site::Enumerate::Sequential) {
+                return Err(located(Error::Enumeration(
+                    "the site is marked `enumerate = sequential`, which only TraceEnumElbo does (one run per value); \
+                     for MCMC mark it `enumerate = parallel`"
+                        .into(),
+                )));
+            }
             if site.infer.enumerate.is_some() && dist.has_enumerate_support() {
                 layout.enumerate = Some(crate::infer::enum_::plate_nesting(trace));
                 continue;

@@ -81,8 +81,19 @@ impl Baselines {
     /// `cost` the detached per-particle value the site's gradient multiplies; `None` when no site
     /// needs one.
     pub fn score_terms(&mut self, guide: &Trace, axis: Axis, cost: &Tensor) -> Result<Option<Tensor>> {
+        self.score_terms_where(guide, axis, cost, |_| true)
+    }
+
+    /// [`Baselines::score_terms`] of the sites that need one and that `keep` accepts.
+    pub fn score_terms_where(
+        &mut self,
+        guide: &Trace,
+        axis: Axis,
+        cost: &Tensor,
+        keep: impl Fn(&Site) -> bool,
+    ) -> Result<Option<Tensor>> {
         let mut total: Option<Tensor> = None;
-        for site in guide.nodes().filter(|s| needs_score(s)) {
+        for site in guide.nodes().filter(|s| needs_score(s) && keep(s)) {
             let lq = per_particle(&score_log_prob(site)?, axis)?;
             let term = self.term(&site.name, &lq, cost, guide).map_err(|e| e.at_site(&site.name, site.location()))?;
             total = Some(match total {

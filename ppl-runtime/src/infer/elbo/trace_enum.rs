@@ -8,6 +8,7 @@ use crate::handlers::enum_::{DEFAULT_MAX_SUPPORT, EnumHandler};
 use crate::handlers::{replay, trace};
 use crate::infer::enum_::contract::Semiring;
 use crate::infer::enum_::expect::guide_enumerated_elbo;
+use crate::infer::enum_::sequential::{DEFAULT_MAX_SEQUENTIAL_RUNS, sequential_runs};
 use crate::infer::enum_::{build, plate_nesting, unhandled_discrete, unhandled_discrete_error};
 use crate::runtime::with_handler;
 
@@ -34,7 +35,14 @@ use crate::runtime::with_handler;
 /// (and depending on) one is not supported; nor is a model-enumerated site outside a plate that
 /// depends on a guide-enumerated site inside it.
 ///
-/// Not supported yet: sequential enumeration, vectorized particles.
+/// Sites marked `enumerate = sequential` are enumerated by running the programs once per value
+/// (outside vectorized plates only): in the guide, each joint configuration `g` of its sequential
+/// sites gets its own run, weighted by `q(g)` (with gradients), so the loss is the exact
+/// expectation over `g`; in the model (sites the guide does not provide), the model runs once per
+/// configuration against the same guide draw and the runs' joint densities are summed. The number
+/// of runs per particle is capped by [`TraceEnumElbo::max_sequential_runs`].
+///
+/// Not supported yet: vectorized particles.
 ///
 /// A guide that enumerates `z` learns the exact posterior `p(z | x)` (here `z = 1` has almost
 /// all of it: the data sit at `4 z = 4`):
@@ -84,11 +92,17 @@ pub struct TraceEnumElbo {
     particles: Particles,
     baselines: Baselines,
     max_support: usize,
+    max_sequential_runs: usize,
 }
 
 impl Default for TraceEnumElbo {
     fn default() -> Self {
-        TraceEnumElbo { particles: Particles::default(), baselines: Baselines::default(), max_support: DEFAULT_MAX_SUPPORT }
+        TraceEnumElbo {
+            particles: Particles::default(),
+            baselines: Baselines::default(),
+            max_support: DEFAULT_MAX_SUPPORT,
+            max_sequential_runs: DEFAULT_MAX_SEQUENTIAL_RUNS,
+        }
     }
 }
 
@@ -114,6 +128,14 @@ impl TraceEnumElbo {
     /// The largest support a site may enumerate (default 4096); larger is an error naming the site.
     pub fn max_support(mut self, n: usize) -> Self {
         self.max_support = n;
+        self
+    }
+
+    /// The largest number of runs of the model and guide per particle that sequential enumeration
+    /// may take (default 1024): one run per joint value of the `enumerate = sequential` sites. More
+    /// is an error naming the sites.
+    pub fn max_sequential_runs(mut self, n: usize) -> Self {
+        self.max_sequential_runs = n;
         self
     }
 
@@ -164,9 +186,13 @@ impl Elbo for TraceEnumElbo {
         let nesting = self.nesting(model, guide)?;
         let mut totals = Totals::default();
         for _ in 0..self.particles.num {
-            let (pass, e) = self.pass(model, guide, nesting)?;
-            let score = self.baselines.score_terms(&pass.guide, Axis::Single, &e.detach())?;
-            totals.add(&e, score, pass)?;
+            let runs = sequential_runs(model, guide, self.max_sequential_runs, |m, g| self.pass(m, g, nesting))?;
+            for run in runs {
+                let keep = |s: &crate::site::Site| !run.sites.contains(&s.name);
+                let score = self.baselines.score_terms_where(&run.pass.guide, Axis::Single, &run.elbo.detach(), keep)?;
+                let (e, score) = run.weighted(score)?;
+                totals.add(&e, score, run.pass)?;
+            }
         }
         totals.finish(self.particles.num, &mut self.baselines, "TraceEnumElbo")
     }

@@ -6,6 +6,7 @@
 
 pub(crate) mod contract;
 pub(crate) mod expect;
+pub(crate) mod sequential;
 
 use crate::error::{Error, Result};
 use crate::handlers::enum_::EnumVar;
@@ -205,6 +206,7 @@ pub(crate) fn unhandled_discrete(site: &Site) -> bool {
         && !site.is_observed
         && !site.intervened
         && site.infer.enum_dim.is_none()
+        && site.infer.enumerate != Some(Enumerate::Sequential)
         && site.dist.as_ref().is_some_and(|d| d.support().is_discrete())
 }
 

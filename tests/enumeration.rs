@@ -8,32 +8,32 @@ use ppl::prelude::*;
 use ppl::{markov, observe, plate, plate_with, sample, sample_with, Enumerate, InferConfig};
 use std::cell::Cell;
 
-fn enumerated() -> SampleOptions {
+pub(crate) fn enumerated() -> SampleOptions {
     SampleOptions::new().infer(InferConfig::new().enumerate(Enumerate::Parallel))
 }
 
-fn log_normal(x: f64, loc: f64, scale: f64) -> f64 {
+pub(crate) fn log_normal(x: f64, loc: f64, scale: f64) -> f64 {
     -0.5 * ((x - loc) / scale).powi(2) - scale.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
 }
 
-fn lse(xs: &[f64]) -> f64 {
+pub(crate) fn lse(xs: &[f64]) -> f64 {
     let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
 }
 
 /// `locs[z]`, shaped like `z` (an enumerated index tensor of any shape).
-fn take(locs: &Tensor, z: &Tensor) -> Result<Tensor> {
+pub(crate) fn take(locs: &Tensor, z: &Tensor) -> Result<Tensor> {
     Ok(locs.index_select(&z.flatten_all()?, 0)?.reshape(z.dims())?)
 }
 
 /// Rows `probs[z]`, shaped `z.dims() ++ [k]`.
-fn rows(probs: &Tensor, z: &Tensor) -> Result<Tensor> {
+pub(crate) fn rows(probs: &Tensor, z: &Tensor) -> Result<Tensor> {
     let mut shape = z.dims().to_vec();
     shape.push(probs.dim(1)?);
     Ok(probs.index_select(&z.flatten_all()?, 0)?.reshape(shape)?)
 }
 
-fn estimate(elbo: &mut TraceEnumElbo, model: Bound<'_>) -> Result<ppl::infer::ElboEstimate> {
+pub(crate) fn estimate(elbo: &mut TraceEnumElbo, model: Bound<'_>) -> Result<ppl::infer::ElboEstimate> {
     let guide = || Ok(());
     ParamStore::new().scope(|| elbo.estimate(model, &guide))
 }

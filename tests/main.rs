@@ -5,6 +5,7 @@ mod datasets;
 mod deep;
 mod dmm;
 mod enumeration;
+mod enumeration_markov;
 mod examples;
 mod examples_deep;
 mod examples_enum;

@@ -70,6 +70,9 @@ pub fn infer_discrete_with<A: ?Sized, M, P: Program<A, M>>(model: &P, args: &A, 
     let (_, tr) = res?;
     let built = build(&tr, handler.vars(), nesting)?;
     let semiring = if opts.mode == DiscreteMode::Map { Semiring::Max } else { Semiring::LogSum };
+    if let Some(c) = built.chains.first() {
+        return Err(crate::infer::enum_::contract::scan::no_backward(c));
+    }
     let (_, elims) = built.problem.contract(semiring, true)?;
     let mut draw = |t: &Tensor| draw_categorical(t);
     let sampler: Option<Sampler<'_>> =

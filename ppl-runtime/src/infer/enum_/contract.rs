@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 use candle_core::{D, Tensor};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+#[path = "scan.rs"]
+pub(crate) mod scan;
+use scan::MarkovChain;
+
 /// The name of a factor's dim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Sym {
@@ -250,6 +254,20 @@ impl Problem {
     /// Contracts every factor to a scalar. With `record`, also returns each elimination in
     /// order (for [`Problem::backward`]).
     pub fn contract(&self, semiring: Semiring, record: bool) -> Result<(Option<Tensor>, Vec<Elimination>)> {
+        self.contract_with(semiring, record, &[])
+    }
+
+    /// [`Problem::contract`] with the time plates of vectorized markov `chains` eliminated as
+    /// chains (see [`scan`]); recording is not supported through a chain.
+    pub fn contract_with(
+        &self,
+        semiring: Semiring,
+        record: bool,
+        chains: &[MarkovChain],
+    ) -> Result<(Option<Tensor>, Vec<Elimination>)> {
+        if let (true, Some(c)) = (record, chains.first()) {
+            return Err(scan::no_backward(c));
+        }
         let mut tree: BTreeMap<Vec<usize>, Vec<Factor>> = BTreeMap::new();
         for (ordinal, f) in &self.terms {
             tree.entry(ordinal.iter().copied().collect()).or_default().push(f.clone());
@@ -260,6 +278,18 @@ impl Problem {
             let terms = tree.remove(&leaf).unwrap_or_default();
             let leaf_set: BTreeSet<usize> = leaf.iter().copied().collect();
             let elsewhere: BTreeSet<usize> = tree.values().flatten().flat_map(|f| f.vars()).collect();
+            if let Some(c) = chains.iter().find(|c| c.ordinal == leaf_set) {
+                let (f, parent) = self.contract_chain(c, &terms, &elsewhere, semiring)?;
+                if f.syms.is_empty() {
+                    result = Some(match result {
+                        None => f.t,
+                        Some(r) => (r + f.t)?,
+                    });
+                } else {
+                    tree.entry(parent.into_iter().collect()).or_default().push(f);
+                }
+                continue;
+            }
             let local: BTreeSet<usize> =
                 terms.iter().flat_map(|f| f.vars()).filter(|v| !elsewhere.contains(v)).collect();
             for &v in &local {
@@ -275,6 +305,7 @@ impl Problem {
                     }
                     parent.extend(self.vars[v].ordinal.iter().copied());
                 }
+                self.chain_parent(chains, &leaf_set, &f, &mut parent);
                 let drop: BTreeSet<usize> = leaf_set.difference(&parent).copied().collect();
                 let f = self.product_over(f, &drop)?;
                 if f.syms.is_empty() {

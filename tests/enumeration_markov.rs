@@ -1,8 +1,8 @@
 //! `vectorized_markov`: hidden Markov models written once and vectorized over time, their chains
 //! summed out by a parallel scan. Checked against forward algorithms written here in f64 (one
 //! sequence, a batch of sequences, a plate inside the step, a global enumerated site), against
-//! finite differences and the sequential `markov` gradient, through the NUTS potential, and for
-//! errors naming the loop.
+//! finite differences and the sequential `markov` gradient, through the NUTS potential, decoded
+//! by `infer_discrete` against brute force, and for errors naming the loop.
 
 use super::enumeration::{enumerated, estimate, log_normal, lse, rows, take};
 use ppl::infer::{DiscreteMode, infer_discrete};
@@ -292,9 +292,9 @@ fn nuts_potential_of_a_vectorized_hmm_is_the_forward_algorithm() -> Result<()> {
 }
 
 /// Errors name the loop and the sites: states that do not pair (count, support size), a
-/// subsampled time plate, a nested vectorized loop, and `infer_discrete` through the loop.
+/// subsampled time plate, a nested vectorized loop.
 #[test]
-fn pairing_subsampling_nesting_and_decoding_errors_name_the_loop() -> Result<()> {
+fn pairing_subsampling_and_nesting_errors_name_the_loop() -> Result<()> {
     let dev = Device::Cpu;
     let y = Tensor::new(hmm_data(10, 0.0).as_slice(), &dev)?;
     let init = Tensor::new(&INIT, &dev)?;
@@ -354,9 +354,153 @@ fn pairing_subsampling_nesting_and_decoding_errors_name_the_loop() -> Result<()>
     };
     let e = estimate(&mut TraceEnumElbo::new(), &nested).unwrap_err().to_string();
     assert!(e.contains("loop `inner` is nested inside the vectorized_markov loop `outer`") && e.contains("site `v_0`"), "{e}");
-    // infer_discrete does not decode through the loop (yet).
-    let model = |_: &()| vhmm(&y, &means, None);
-    let e = infer_discrete(&model, &(), DiscreteMode::Map).unwrap_err().to_string();
-    assert!(e.contains("vectorized_markov loop `time`") && e.contains("markov"), "{e}");
+    Ok(())
+}
+
+/// `log p(x, y)` of the 3-state HMM for one joint configuration `xs`.
+fn joint_log_prob(xs: &[usize], y: &[f64]) -> f64 {
+    let mut lp = INIT[xs[0]].ln() + log_normal(y[0], MEANS[xs[0]], 1.0);
+    for t in 1..xs.len() {
+        lp += TRANS[xs[t - 1]][xs[t]].ln() + log_normal(y[t], MEANS[xs[t]], 1.0);
+    }
+    lp
+}
+
+/// All `k^n` configurations of `n` variables with `k` values each (the first varies fastest).
+fn configurations(k: usize, n: usize) -> impl Iterator<Item = Vec<usize>> {
+    (0..k.pow(n as u32)).map(move |code| (0..n).map(|i| (code / k.pow(i as u32)) % k).collect())
+}
+
+/// The decoded states `[x_0, x_1, ..]` from the sites `x_0` and `x_1..T` of `d`.
+fn decoded_states(d: &ppl::handlers::Data, t: usize) -> Result<Vec<usize>> {
+    let as_usize = |v: &Tensor| -> Result<Vec<usize>> {
+        Ok(v.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?.into_iter().map(|x| x as usize).collect())
+    };
+    let mut xs = as_usize(&d["x_0"])?;
+    assert_eq!(d[&format!("x_1..{t}")].dims(), &[t - 1]);
+    xs.extend(as_usize(&d[&format!("x_1..{t}")])?);
+    Ok(xs)
+}
+
+/// `infer_discrete` through the loop: the MAP (Viterbi) path equals the brute-force argmax over
+/// all 3^6 paths, and posterior draws (forward filtering, backward sampling) match the exact
+/// marginals of each state and of the pair (x_1, x_2) within 4 standard errors.
+#[test]
+fn infer_discrete_decodes_the_chain_against_brute_force() -> Result<()> {
+    let t = 6;
+    let y = hmm_data(t, 0.7);
+    let dev = Device::Cpu;
+    let (yt, means) = (Tensor::new(y.as_slice(), &dev)?, Tensor::new(&MEANS, &dev)?);
+    let model = |_: &()| vhmm(&yt, &means, None);
+    let joint: Vec<(Vec<usize>, f64)> = configurations(K, t).map(|xs| {
+        let lp = joint_log_prob(&xs, &y);
+        (xs, lp)
+    }).collect();
+    let best = joint.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    assert_eq!(decoded_states(&infer_discrete(&model, &(), DiscreteMode::Map)?, t)?, best.0);
+    let z = lse(&joint.iter().map(|j| j.1).collect::<Vec<_>>());
+    let mut exact = vec![[0.0; K]; t];
+    let mut exact_pair = [[0.0; K]; K];
+    for (xs, lp) in &joint {
+        let p = (lp - z).exp();
+        for s in 0..t {
+            exact[s][xs[s]] += p;
+        }
+        exact_pair[xs[1]][xs[2]] += p;
+    }
+    let n = 500;
+    let mut counts = vec![[0usize; K]; t];
+    let mut pair = [[0usize; K]; K];
+    ppl::handlers::seed(11, || -> Result<()> {
+        for _ in 0..n {
+            let xs = decoded_states(&infer_discrete(&model, &(), DiscreteMode::Sample)?, t)?;
+            for s in 0..t {
+                counts[s][xs[s]] += 1;
+            }
+            pair[xs[1]][xs[2]] += 1;
+        }
+        Ok(())
+    })?;
+    let check = |got: usize, p: f64, what: &str| {
+        let se = (p * (1.0 - p) / n as f64).sqrt().max(1e-3);
+        let got = got as f64 / n as f64;
+        assert!((got - p).abs() < 4.0 * se, "{what}: {got} vs exact {p}");
+    };
+    for s in 0..t {
+        for k in 0..K {
+            check(counts[s][k], exact[s][k], &format!("x_{s} = {k}"));
+        }
+    }
+    for i in 0..K {
+        for j in 0..K {
+            check(pair[i][j], exact_pair[i][j], &format!("(x_1, x_2) = ({i}, {j})"));
+        }
+    }
+    Ok(())
+}
+
+/// MAP through the loop with an enumerated site in a plate inside the step that depends on the
+/// *previous* state (`c[j, t] ~ Bernoulli(pc[x_{t-1}])`, `w[j, t] ~ N(2 c - 1, 1)`, two per step
+/// from t = 1; 2 states, T = 4): equals the brute-force argmax over the 2^4 paths and 2^6 `c`s.
+#[test]
+fn infer_discrete_decodes_a_site_depending_on_the_previous_state() -> Result<()> {
+    const INIT2: [f64; 2] = [0.6, 0.4];
+    const TRANS2: [[f64; 2]; 2] = [[0.7, 0.3], [0.25, 0.75]];
+    const MEANS2: [f64; 2] = [-1.0, 1.5];
+    const PC: [f64; 2] = [0.2, 0.85];
+    let t = 4;
+    let y = [-0.8, 0.3, 1.9, 0.2];
+    let w = [[0.0, 0.9, -1.3, 0.4], [0.0, -0.2, 1.1, 0.8]]; // [j][t], unused at t = 0
+    let dev = Device::Cpu;
+    let (yt, wt) = (Tensor::new(&y, &dev)?, Tensor::new(&w, &dev)?);
+    let model = |_: &()| -> Result<()> {
+        let init = Tensor::new(&INIT2, &dev)?;
+        let trans = Tensor::new(&TRANS2, &dev)?;
+        let means = Tensor::new(&MEANS2, &dev)?;
+        let pc = Tensor::new(&PC, &dev)?;
+        let mut x: Option<Tensor> = None;
+        vectorized_markov("time", t, |step| {
+            let probs = match &x {
+                None => init.clone(),
+                Some(prev) => {
+                    ppl::plate("pair", 2, |_| {
+                        let c = sample_with(format!("c_{step}"), Bernoulli::new(&take(&pc, prev)?)?, enumerated())?;
+                        let loc = ((c * 2.0)? - 1.0)?;
+                        observe(format!("w_{step}"), Normal::new(&loc, 1.0)?, &wt.index_select(step.indices(), 1)?)
+                    })?;
+                    rows(&trans, prev)?
+                }
+            };
+            let xt = sample_with(format!("x_{step}"), Categorical::new(&probs)?, enumerated())?;
+            observe(format!("y_{step}"), Normal::new(&take(&means, &xt)?, 1.0)?, &yt.index_select(step.indices(), 0)?)?;
+            x = Some(xt);
+            Ok(())
+        })?;
+        Ok(())
+    };
+    let mut best = (f64::NEG_INFINITY, vec![], vec![]);
+    for xs in configurations(2, t) {
+        for cs in configurations(2, 2 * (t - 1)) {
+            // cs[j * (t - 1) + s - 1] is c[j, s].
+            let mut lp = INIT2[xs[0]].ln() + log_normal(y[0], MEANS2[xs[0]], 1.0);
+            for s in 1..t {
+                lp += TRANS2[xs[s - 1]][xs[s]].ln() + log_normal(y[s], MEANS2[xs[s]], 1.0);
+                for j in 0..2 {
+                    let c = cs[j * (t - 1) + s - 1];
+                    let p = PC[xs[s - 1]];
+                    lp += if c == 1 { p.ln() } else { (1.0 - p).ln() } + log_normal(w[j][s], 2.0 * c as f64 - 1.0, 1.0);
+                }
+            }
+            if lp > best.0 {
+                best = (lp, xs.clone(), cs);
+            }
+        }
+    }
+    let map = infer_discrete(&model, &(), DiscreteMode::Map)?;
+    assert_eq!(decoded_states(&map, t)?, best.1);
+    let c = &map[&format!("c_1..{t}")];
+    assert_eq!(c.dims(), &[2, t - 1]);
+    let c: Vec<usize> = c.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?.into_iter().map(|v| v as usize).collect();
+    assert_eq!(c, best.2);
     Ok(())
 }

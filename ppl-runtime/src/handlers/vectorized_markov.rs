@@ -97,9 +97,10 @@ impl std::fmt::Display for MarkovSlice {
 /// the time plate (log₂ `size` levels of batched log-space matrix products), so the number of
 /// enum dims does not depend on `size` and memory grows linearly with it.
 ///
-/// Supported by [`TraceEnumElbo`](crate::infer::TraceEnumElbo) and the enumerated NUTS/HMC
-/// potential; not yet by [`infer_discrete`](crate::infer::infer_discrete) (an error naming the
-/// loop; use [`markov`](crate::primitives::markov) there).
+/// Supported by [`TraceEnumElbo`](crate::infer::TraceEnumElbo) (model-side enumeration), the
+/// enumerated NUTS/HMC potential and [`infer_discrete`](crate::infer::infer_discrete) (Viterbi
+/// decoding or posterior draws of the whole chain: the second run's sites get values over the
+/// time plate). Only `history = 1`.
 ///
 /// ```
 /// use candle_core::{Device, Tensor};

@@ -10,12 +10,16 @@
 //! `O(T S³)` in `log₂ T` batched matrix products and the memory `O(T S²)` (`S`: the number of
 //! joint states). The result, a factor on `(a = x_0, b = x_{T-1})`, has `b` summed out and joins
 //! the first run's factors on `a` in the usual contraction.
+//!
+//! For `infer_discrete` the combined factor is recorded; the backward pass computes messages
+//! from the last step back, then chooses each step's states from the first on (argmax: Viterbi;
+//! draws: the exact joint posterior), sequentially over time.
 
-use super::{Factor, Problem, Semiring, Sym, combine, reduce};
+use super::{Factor, Problem, Sampler, Semiring, Sym, combine, reduce};
 use crate::error::{Error, Result};
 use crate::handlers::enum_::EnumVar;
 use crate::trace::Trace;
-use candle_core::{D, Tensor};
+use candle_core::{D, DType, Tensor};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One vectorized markov loop of a problem.
@@ -155,14 +159,15 @@ impl Problem {
     /// Sums (or maximizes) `chain`'s time plate and its states at `t` out of `terms`, the
     /// factors at the chain's ordinal (`elsewhere`: the variables of every other factor).
     /// Returns the resulting factor, already multiplied over the plates none of its variables
-    /// lies in, and the ordinal it belongs to.
+    /// lies in, the ordinal it belongs to, and the combined factor before the scan (laid out
+    /// `[others.., time, states at t - 1.., states at t..]`, for [`Problem::backward_chain`]).
     pub(super) fn contract_chain(
         &self,
         chain: &MarkovChain,
         terms: &[Factor],
         elsewhere: &BTreeSet<usize>,
         semiring: Semiring,
-    ) -> Result<(Factor, BTreeSet<usize>)> {
+    ) -> Result<(Factor, BTreeSet<usize>, Factor)> {
         let info = &self.plates[chain.plate];
         if info.ratio != 1.0 {
             return Err(Error::Enumeration(format!(
@@ -200,7 +205,8 @@ impl Problem {
         full.extend(&sizes);
         full.extend(&sizes);
         let batch: usize = other_sizes.iter().product();
-        let m = joint.align(&target)?.broadcast_as(full)?.contiguous()?.reshape((batch, info.subsample, s, s))?;
+        let aligned = joint.align(&target)?.broadcast_as(full)?.contiguous()?;
+        let m = aligned.reshape((batch, info.subsample, s, s))?;
         let product = chain_product(&m, semiring)?;
         let t = reduce(&product, 2, semiring)?;
         let mut shape = other_sizes;
@@ -213,7 +219,114 @@ impl Problem {
             parent.extend(self.vars[v].ordinal.iter().copied());
         }
         let drop: BTreeSet<usize> = rest.difference(&parent).copied().collect();
-        Ok((self.product_over(f, &drop)?, parent))
+        Ok((self.product_over(f, &drop)?, parent, Factor { t: aligned, syms: target }))
+    }
+
+    /// The backward pass through `chain` (`joint`: its combined factor from
+    /// [`Problem::contract_chain`]), given the first states and the other variables (`chosen`):
+    /// backward messages over the time plate, then each step's states in order, by argmax or
+    /// drawn by `sample` — Viterbi decoding, or forward-filtering backward-sampling reversed
+    /// (messages from the end, draws from the start). Records the states at `t` in `chosen`
+    /// and the first states' values at `t - 1` along the time plate in `shifted`.
+    pub(super) fn backward_chain(
+        &self,
+        chain: &MarkovChain,
+        joint: &Factor,
+        chosen: &mut BTreeMap<usize, Factor>,
+        shifted: &mut BTreeMap<usize, Factor>,
+        sample: &mut Option<Sampler<'_>>,
+    ) -> Result<()> {
+        let internal = |v: usize| Error::Enumeration(format!("internal: `{}` not decoded before its chain", self.vars[v].name));
+        let in_chain = |v: usize| chain.pairs.iter().any(|p| p.0 == v || p.1 == v);
+        let mut f = Factor { t: joint.t.detach(), syms: joint.syms.clone() };
+        let given: Vec<usize> = f.vars().filter(|&v| !in_chain(v)).collect();
+        for u in given {
+            f = self.condition_on(f, u, chosen.get(&u).ok_or_else(|| internal(u))?)?;
+        }
+        // Batch over the plates of the factor and of the first states (but time).
+        let mut batch: BTreeSet<usize> = BTreeSet::new();
+        let prev_vals: Vec<Factor> = chain
+            .pairs
+            .iter()
+            .map(|&(a, _)| chosen.get(&a).cloned().ok_or_else(|| internal(a)))
+            .collect::<Result<_>>()?;
+        for s in f.syms.iter().chain(prev_vals.iter().flat_map(|v| v.syms.iter())) {
+            if let Sym::Plate(p) = *s
+                && p != chain.plate
+            {
+                batch.insert(p);
+            }
+        }
+        let batch_syms: Vec<Sym> = batch.iter().map(|&p| Sym::Plate(p)).collect();
+        let batch_sizes: Vec<usize> = batch.iter().map(|&p| self.plates[p].subsample).collect();
+        let nb: usize = batch_sizes.iter().product();
+        let l = self.plates[chain.plate].subsample;
+        let sizes: Vec<usize> = chain.pairs.iter().map(|&(a, _)| self.vars[a].size).collect();
+        let s: usize = sizes.iter().product();
+        let time = Sym::Plate(chain.plate);
+        let mut target = batch_syms.clone();
+        target.push(time);
+        target.extend(chain.pairs.iter().map(|&(a, _)| Sym::Var(a)));
+        target.extend(chain.pairs.iter().map(|&(_, b)| Sym::Var(b)));
+        let mut full = batch_sizes.clone();
+        full.push(l);
+        full.extend(&sizes);
+        full.extend(&sizes);
+        let m = f.align(&target)?.broadcast_as(full)?.contiguous()?.reshape((nb, l, s, s))?;
+        // The first states, as one index into the joint states (the first state most significant).
+        let layout = |v: &Factor| -> Result<Tensor> {
+            Ok(v.align(&batch_syms)?.broadcast_as(batch_sizes.as_slice())?.to_dtype(DType::F64)?.reshape(nb)?)
+        };
+        let mut x0 = Tensor::zeros(nb, DType::F64, m.device())?;
+        for (v, &k) in prev_vals.iter().zip(&sizes) {
+            x0 = ((x0 * k as f64)? + layout(v)?)?;
+        }
+        // Messages from the end: beta[step][.., j] = what the steps after `step` add to state j.
+        let semiring = if sample.is_some() { Semiring::LogSum } else { Semiring::Max };
+        let step_matrix = |step: usize| -> Result<Tensor> { Ok(m.narrow(1, step, 1)?.squeeze(1)?) };
+        let mut betas = vec![Tensor::zeros((nb, s), m.dtype(), m.device())?];
+        for step in (1..l).rev() {
+            let next = betas.last().ok_or_else(|| internal(chain.pairs[0].1))?;
+            let b = step_matrix(step)?.broadcast_add(&next.unsqueeze(1)?)?;
+            betas.push(reduce(&b, 2, semiring)?);
+        }
+        betas.reverse();
+        // Each step's state given the previous one, from the start.
+        let mut prev = x0.to_dtype(DType::U32)?;
+        let mut picks = Vec::with_capacity(l);
+        for (step, beta) in betas.iter().enumerate() {
+            let idx = prev.reshape((nb, 1, 1))?.broadcast_as((nb, 1, s))?.contiguous()?;
+            let row = step_matrix(step)?.contiguous()?.gather(&idx, 1)?.squeeze(1)?;
+            let logits = (row + beta)?.contiguous()?;
+            let pick = match sample.as_mut() {
+                None => logits.argmax(D::Minus1)?,
+                Some(draw) => draw(&logits)?,
+            };
+            picks.push(pick.clone());
+            prev = pick;
+        }
+        // Back to each variable's index (mixed radix, the last state least significant).
+        let mut rest = Tensor::stack(&picks, 1)?.to_dtype(DType::F64)?;
+        let mut shape = batch_sizes.clone();
+        shape.push(l);
+        let mut along = batch_syms.clone();
+        along.push(time);
+        for (i, &(a, b)) in chain.pairs.iter().enumerate().rev() {
+            let k = sizes[i] as f64;
+            let q = (&rest / k)?.floor()?;
+            let v = (&rest - (&q * k)?)?.to_dtype(DType::U32)?.reshape(shape.as_slice())?;
+            rest = q;
+            // The state at t - 1 along the time plate: the first state, then the decoded ones.
+            let first = layout(&prev_vals[i])?.to_dtype(DType::U32)?.reshape(&shape[..shape.len() - 1])?.unsqueeze(batch.len())?;
+            let before = Tensor::cat(&[&first, &v.narrow(batch.len(), 0, l - 1)?], batch.len())?;
+            shifted.insert(a, Factor { t: before, syms: along.clone() });
+            let mut syms: Vec<Sym> = self.vars[b].ordinal.iter().map(|&p| Sym::Plate(p)).collect();
+            syms.sort();
+            let full: Vec<usize> = self.vars[b].ordinal.iter().map(|&p| self.plates[p].subsample).collect();
+            let t = Factor { t: v, syms: along.clone() }.align(&syms)?.broadcast_as(full)?.contiguous()?;
+            chosen.insert(b, Factor { t, syms });
+        }
+        Ok(())
     }
 
     /// A factor at `leaf` that depends on a chain's states at `t - 1` belongs to that chain's
@@ -226,13 +339,4 @@ impl Problem {
             }
         }
     }
-}
-
-/// The error for a backward pass (`infer_discrete`) through a vectorized markov loop.
-pub(crate) fn no_backward(chain: &MarkovChain) -> Error {
-    Error::Enumeration(format!(
-        "infer_discrete does not decode the vectorized_markov loop `{}` yet; write the loop with `markov` (sequential) \
-         to decode it",
-        chain.name
-    ))
 }

@@ -221,7 +221,7 @@ fn hmm_model(y: &[f64]) -> impl Fn() -> Result<()> + '_ {
     }
 }
 
-fn enum_dims(tr: &Trace) -> std::collections::BTreeSet<isize> {
+pub(crate) fn enum_dims(tr: &Trace) -> std::collections::BTreeSet<isize> {
     tr.nodes().filter_map(|s| s.infer.enum_dim).collect()
 }
 

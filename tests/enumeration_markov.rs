@@ -4,7 +4,7 @@
 //! finite differences and the sequential `markov` gradient, through the NUTS potential, decoded
 //! by `infer_discrete` against brute force, and for errors naming the loop.
 
-use super::enumeration::{enumerated, estimate, log_normal, lse, rows, take};
+use super::enumeration::{enum_dims, enumerated, estimate, log_normal, lse, rows, take};
 use ppl::infer::{DiscreteMode, infer_discrete};
 use ppl::prelude::*;
 use ppl::{markov, observe, plate_with, sample, sample_with, vectorized_markov, vectorized_markov_with};
@@ -57,10 +57,6 @@ fn vhmm(y: &Tensor, means: &Tensor, shift: Option<&Tensor>) -> Result<()> {
         Ok(())
     })?;
     Ok(())
-}
-
-fn enum_dims(tr: &Trace) -> std::collections::BTreeSet<isize> {
-    tr.nodes().filter_map(|s| s.infer.enum_dim).collect()
 }
 
 /// 3 states, Normal emissions: the loss equals minus the forward algorithm at T = 50 and

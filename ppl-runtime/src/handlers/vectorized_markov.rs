@@ -102,6 +102,10 @@ impl std::fmt::Display for MarkovSlice {
 /// decoding or posterior draws of the whole chain: the second run's sites get values over the
 /// time plate). Only `history = 1`.
 ///
+/// The loop is a model for enumerated states: run without enumeration (prior draws,
+/// `Predictive`), the second run draws every `x_t` given `x_0`, not a chain; simulate with
+/// [`markov`](crate::primitives::markov), or decode with `infer_discrete`.
+///
 /// ```
 /// use candle_core::{Device, Tensor};
 /// use ppl_runtime::{dist::{Categorical, Normal}, handlers::trace};

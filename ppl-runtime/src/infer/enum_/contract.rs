@@ -224,6 +224,20 @@ fn eliminate(
     Ok(slots.into_iter().flatten().collect())
 }
 
+/// Puts a factor contracted at a leaf where it belongs: into `result` when it has no dims left,
+/// else into `tree` at `ordinal`.
+fn place(f: Factor, ordinal: BTreeSet<usize>, tree: &mut BTreeMap<Vec<usize>, Vec<Factor>>, result: &mut Option<Tensor>) -> Result<()> {
+    if f.syms.is_empty() {
+        *result = Some(match result.take() {
+            None => f.t,
+            Some(r) => (r + f.t)?,
+        });
+    } else {
+        tree.entry(ordinal.into_iter().collect()).or_default().push(f);
+    }
+    Ok(())
+}
+
 impl Problem {
     fn plate_names(&self, ordinal: &BTreeSet<usize>) -> String {
         let v: Vec<&str> = ordinal.iter().map(|&p| self.plates[p].name.as_str()).collect();
@@ -281,14 +295,7 @@ impl Problem {
                 if record {
                     elims.push(Elimination { var: c.pairs[0].1, factor: joint });
                 }
-                if f.syms.is_empty() {
-                    result = Some(match result {
-                        None => f.t,
-                        Some(r) => (r + f.t)?,
-                    });
-                } else {
-                    tree.entry(parent.into_iter().collect()).or_default().push(f);
-                }
+                place(f, parent, &mut tree, &mut result)?;
                 continue;
             }
             let local: BTreeSet<usize> =
@@ -308,15 +315,7 @@ impl Problem {
                 }
                 self.chain_parent(chains, &leaf_set, &f, &mut parent);
                 let drop: BTreeSet<usize> = leaf_set.difference(&parent).copied().collect();
-                let f = self.product_over(f, &drop)?;
-                if f.syms.is_empty() {
-                    result = Some(match result {
-                        None => f.t,
-                        Some(r) => (r + f.t)?,
-                    });
-                } else {
-                    tree.entry(parent.into_iter().collect()).or_default().push(f);
-                }
+                place(self.product_over(f, &drop)?, parent, &mut tree, &mut result)?;
             }
         }
         Ok((result, elims))

@@ -500,3 +500,74 @@ fn infer_discrete_decodes_a_site_depending_on_the_previous_state() -> Result<()>
     assert_eq!(c, best.2);
     Ok(())
 }
+
+/// Impossible states: a factor `log q[x_t][o_t]` with `q` rows `[1, 0]`, `[0, 1]`,
+/// `[0.5, 0.5]` (so `-inf` entries) rules out state 1 where `o_t = 0` and state 0 where
+/// `o_t = 1`. The log-space chain products then meet all `-inf` rows and columns and must give
+/// `-inf` there (not NaN): the loss equals a forward algorithm with those zeros.
+#[test]
+fn impossible_states_stay_exact_in_the_chain_products() -> Result<()> {
+    let q: [[f64; 2]; K] = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]];
+    let t = 40;
+    let y = hmm_data(t, 0.3);
+    let o: Vec<u32> = (0..t).map(|i| ((i / 5) % 2) as u32).collect();
+    let dev = Device::Cpu;
+    // log q[j][o_t], as [K, T].
+    let logq: Vec<Vec<f64>> = (0..K).map(|j| o.iter().map(|&os| q[j][os as usize].ln()).collect()).collect();
+    let (yt, lq, means) = (Tensor::new(y.as_slice(), &dev)?, Tensor::new(logq, &dev)?, Var::new(&MEANS, &dev)?);
+    let model = || -> Result<()> {
+        let init = Tensor::new(&INIT, &dev)?;
+        let trans = Tensor::new(&TRANS, &dev)?;
+        let mut x: Option<Tensor> = None;
+        vectorized_markov("time", t, |step| {
+            let probs = match &x {
+                None => init.clone(),
+                Some(prev) => rows(&trans, prev)?,
+            };
+            let xt = sample_with(format!("x_{step}"), Categorical::new(&probs)?, enumerated())?;
+            observe(format!("y_{step}"), Normal::new(&take(means.as_tensor(), &xt)?, 1.0)?, &yt.index_select(step.indices(), 0)?)?;
+            // lq[x_t, t], selected by `where` (a one-hot product would meet 0 * -inf).
+            let lqn = lq.index_select(step.indices(), 1)?;
+            let xf = xt.to_dtype(DType::F64)?;
+            let shape = xf.zeros_like()?.broadcast_add(&lqn.get(0)?)?.dims().to_vec();
+            let mut lw = lqn.get(0)?.broadcast_as(shape.as_slice())?;
+            for j in 1..K {
+                let hit = xf.broadcast_eq(&Tensor::new(j as f64, &dev)?)?.broadcast_as(shape.as_slice())?;
+                lw = hit.where_cond(&lqn.get(j)?.broadcast_as(shape.as_slice())?, &lw)?;
+            }
+            ppl::factor(format!("o_{step}"), &lw)?;
+            x = Some(xt);
+            Ok(())
+        })?;
+        Ok(())
+    };
+    let est = estimate(&mut TraceEnumElbo::new(), &model)?;
+    let loss = |m: [f64; K]| {
+        let emit = |s: usize, j: usize| log_normal(y[s], m[j], 1.0) + q[j][o[s] as usize].ln();
+        let mut alpha: Vec<f64> = (0..K).map(|j| INIT[j].ln() + emit(0, j)).collect();
+        for s in 1..t {
+            alpha = (0..K)
+                .map(|j| lse_or_neg_inf(&(0..K).map(|i| alpha[i] + TRANS[i][j].ln()).collect::<Vec<_>>()) + emit(s, j))
+                .collect();
+        }
+        -lse_or_neg_inf(&alpha)
+    };
+    let want = loss(MEANS);
+    assert!(want.is_finite() && (est.loss - want).abs() < 1e-9 * want.abs(), "{} vs {want}", est.loss);
+    // Gradients stay finite through the -inf entries: the means' against finite differences.
+    let g: Vec<f64> = est.surrogate.backward()?.get(means.as_tensor()).unwrap().to_vec1()?;
+    let h = 1e-5;
+    for k in 0..K {
+        let (mut up, mut down) = (MEANS, MEANS);
+        up[k] += h;
+        down[k] -= h;
+        let fd = (loss(up) - loss(down)) / (2.0 * h);
+        assert!((g[k] - fd).abs() < 1e-6, "means[{k}]: {} vs finite differences {fd}", g[k]);
+    }
+    Ok(())
+}
+
+/// `lse`, or `-inf` when every term is.
+fn lse_or_neg_inf(xs: &[f64]) -> f64 {
+    if xs.iter().all(|x| *x == f64::NEG_INFINITY) { f64::NEG_INFINITY } else { lse(xs) }
+}

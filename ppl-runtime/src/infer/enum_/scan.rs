@@ -115,21 +115,23 @@ pub(crate) fn chains(
 }
 
 /// `x ⊗ y` over the last two axes (batched): `log Σ_j exp(x[.., i, j] + y[.., j, k])` by a
-/// matrix product of shifted exponentials (the shifts detached; non-finite ones replaced by 0
-/// so that all `-inf` rows give `-inf`), or `max_j` for the max semiring.
+/// matrix product of shifted exponentials (Pyro's `logmatmulexp`; the shifts detached, and at
+/// least `-1e30` so that an all `-inf` row gives `-inf`, not NaN; the log of a zero product is
+/// taken of 1 and replaced by `-inf`, so that no `0 · ∞` reaches the gradients), or `max_j`
+/// for the max semiring.
 fn semiring_matmul(x: &Tensor, y: &Tensor, semiring: Semiring) -> Result<Tensor> {
     match semiring {
         Semiring::LogSum => {
-            let shift = |m: Tensor| -> Result<Tensor> {
-                let m = m.detach();
-                let finite = m.abs()?.lt(f64::INFINITY)?;
-                Ok(finite.where_cond(&m, &m.zeros_like()?)?)
-            };
+            let shift = |m: Tensor| -> Result<Tensor> { Ok(m.detach().maximum(-1e30)?) };
             let mx = shift(x.max_keepdim(D::Minus1)?)?;
             let my = shift(y.max_keepdim(D::Minus2)?)?;
             let ex = x.broadcast_sub(&mx)?.exp()?;
             let ey = y.broadcast_sub(&my)?.exp()?;
-            Ok(ex.matmul(&ey)?.log()?.broadcast_add(&mx)?.broadcast_add(&my)?)
+            let p = ex.matmul(&ey)?;
+            let positive = p.gt(0.0)?;
+            let log = positive.where_cond(&p, &p.ones_like()?)?.log()?;
+            let log = positive.where_cond(&log, &(p.zeros_like()? - f64::INFINITY)?)?;
+            Ok(log.broadcast_add(&mx)?.broadcast_add(&my)?)
         }
         Semiring::Max => {
             let r = x.rank();

@@ -38,21 +38,26 @@ fn forward(init: &[f64], trans: &[[f64; K]; K], means: &[f64], y: &[f64], extra:
 /// The HMM with `vectorized_markov`; means shifted by `shift` (a tensor broadcasting against
 /// the states, e.g. an enumerated global site).
 fn vhmm(y: &Tensor, means: &Tensor, shift: Option<&Tensor>) -> Result<()> {
+    vhmm_named("time", "", y, means, shift)
+}
+
+/// [`vhmm`] with the loop named `name` and the sites prefixed by `prefix`.
+fn vhmm_named(name: &str, prefix: &str, y: &Tensor, means: &Tensor, shift: Option<&Tensor>) -> Result<()> {
     let dev = y.device();
     let init = Tensor::new(&INIT, dev)?;
     let trans = Tensor::new(&TRANS, dev)?;
     let mut x: Option<Tensor> = None;
-    vectorized_markov("time", y.dim(0)?, |t| {
+    vectorized_markov(name, y.dim(0)?, |t| {
         let probs = match &x {
             None => init.clone(),
             Some(prev) => rows(&trans, prev)?,
         };
-        let xt = sample_with(format!("x_{t}"), Categorical::new(&probs)?, enumerated())?;
+        let xt = sample_with(format!("{prefix}x_{t}"), Categorical::new(&probs)?, enumerated())?;
         let mut loc = take(means, &xt)?;
         if let Some(s) = shift {
             loc = loc.broadcast_add(s)?;
         }
-        observe(format!("y_{t}"), Normal::new(&loc, 1.0)?, &y.index_select(t.indices(), 0)?)?;
+        observe(format!("{prefix}y_{t}"), Normal::new(&loc, 1.0)?, &y.index_select(t.indices(), 0)?)?;
         x = Some(xt);
         Ok(())
     })?;
@@ -231,6 +236,30 @@ fn plate_inside_the_step_depending_on_the_previous_state() -> Result<()> {
         (0..t).map(|s| (0..K).map(|i| (0..2).map(|n| log_normal(w[n][s], MEANS[i], 1.0)).sum()).collect()).collect();
     let want = -forward(&INIT, &TRANS, &MEANS, &y, Some(&extra));
     assert!((est.loss - want).abs() < 1e-9 * want.abs(), "{} vs {want}", est.loss);
+    Ok(())
+}
+
+/// Two loops one after the other are two chains: the loss is minus the sum of their forward
+/// algorithms. Two loops of one name in one run are an error naming it.
+#[test]
+fn two_loops_are_two_chains_and_need_two_names() -> Result<()> {
+    let (y1, y2) = (hmm_data(20, 0.0), hmm_data(15, 1.0));
+    let dev = Device::Cpu;
+    let (t1, t2, means) = (Tensor::new(y1.as_slice(), &dev)?, Tensor::new(y2.as_slice(), &dev)?, Tensor::new(&MEANS, &dev)?);
+    let model = || -> Result<()> {
+        vhmm_named("first", "a", &t1, &means, None)?;
+        vhmm_named("second", "b", &t2, &means, None)
+    };
+    let est = estimate(&mut TraceEnumElbo::new(), &model)?;
+    let want = -forward(&INIT, &TRANS, &MEANS, &y1, None) - forward(&INIT, &TRANS, &MEANS, &y2, None);
+    assert!((est.loss - want).abs() < 1e-9 * want.abs(), "{} vs {want}", est.loss);
+    assert_eq!(enum_dims(&est.model_trace).len(), 4);
+    let same = || -> Result<()> {
+        vhmm_named("time", "a", &t1, &means, None)?;
+        vhmm_named("time", "b", &t2, &means, None)
+    };
+    let e = estimate(&mut TraceEnumElbo::new(), &same).unwrap_err().to_string();
+    assert!(e.contains("two vectorized_markov loops are named `time`"), "{e}");
     Ok(())
 }
 

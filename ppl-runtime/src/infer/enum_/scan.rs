@@ -149,8 +149,8 @@ fn chain_product(m: &Tensor, semiring: Semiring) -> Result<Tensor> {
         let l = m.dim(1)?;
         let half = l / 2;
         let paired = m.narrow(1, 0, 2 * half)?.reshape((batch, half, 2, s, s))?;
-        let x = paired.narrow(2, 0, 1)?.squeeze(2)?.contiguous()?;
-        let y = paired.narrow(2, 1, 1)?.squeeze(2)?.contiguous()?;
+        let x = paired.narrow(2, 0, 1)?.squeeze(2)?;
+        let y = paired.narrow(2, 1, 1)?.squeeze(2)?;
         let xy = semiring_matmul(&x, &y, semiring)?;
         m = if l % 2 == 1 { Tensor::cat(&[&xy, &m.narrow(1, l - 1, 1)?], 1)? } else { xy };
     }

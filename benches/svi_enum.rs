@@ -4,7 +4,8 @@
 //! log-likelihood as a `[K, N]` tensor, a log-sum-exp over K, backward and ppl's fused Adam —
 //! no handlers, traces, enumeration bookkeeping or contraction planning. Then a discrete HMM
 //! step (3 states, 4 symbols, enumerated states under `markov`) at T = 100 and T = 500, whose
-//! cost should grow linearly in T.
+//! cost should grow linearly in T; then the same HMM written with `vectorized_markov` (its chain
+//! summed out by a parallel scan), with its speed-up over `markov` at the same T.
 //!
 //! Repeats alternate between ppl and the hand-written step; medians are reported. Validation is
 //! off for both. Part of `cargo bench --bench svi`.
@@ -70,19 +71,60 @@ impl Hand {
 }
 
 
-/// A discrete HMM over `y` (`[T]` symbols), hidden states enumerated under `markov`.
-fn hmm(y: &Tensor) -> Result<()> {
-    let dev = y.device();
+/// The HMM's parameters: transition and emission matrices on the simplex.
+fn hmm_params(dev: &Device) -> Result<(Tensor, Tensor)> {
     let simplex = ParamOptions { constraint: Constraint::Simplex, ..Default::default() };
     let t0: Vec<f32> = (0..9).map(|i| if i / 3 == i % 3 { 0.8 } else { 0.1 }).collect();
     let trans = ppl::param_with("trans", Tensor::from_vec(t0, (3, 3), dev)?, simplex.clone())?;
     let e0: Vec<f32> = (0..12).map(|i| if i % 4 == i / 4 { 0.55 } else { 0.15 }).collect();
     let emit = ppl::param_with("emit", Tensor::from_vec(e0, (3, 4), dev)?, simplex)?;
-    let rows = |m: &Tensor, x: &Tensor| -> Result<Tensor> {
-        let mut shape = x.dims().to_vec();
-        shape.push(m.dim(1)?);
-        Ok(m.index_select(&x.flatten_all()?, 0)?.reshape(shape)?)
-    };
+    Ok((trans, emit))
+}
+
+/// Rows `m[x]`, shaped `x.dims() ++ [m.dim(1)]`.
+fn rows(m: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let mut shape = x.dims().to_vec();
+    shape.push(m.dim(1)?);
+    Ok(m.index_select(&x.flatten_all()?, 0)?.reshape(shape)?)
+}
+
+/// The HMM of [`hmm`] written with `vectorized_markov`: one step at t = 0, one vectorized over
+/// t = 1..T, the chain summed out by a parallel scan.
+fn vhmm(y: &Tensor) -> Result<()> {
+    let dev = y.device();
+    let (trans, emit) = hmm_params(dev)?;
+    let mut x = Tensor::zeros(1, DType::U32, dev)?;
+    ppl::vectorized_markov("time", y.dim(0)?, |t| {
+        let opts = SampleOptions::new().infer(ppl::InferConfig::new().enumerate(ppl::Enumerate::Parallel));
+        x = ppl::sample_with(format!("x_{t}"), Categorical::new(&rows(&trans, &x)?)?, opts)?;
+        ppl::observe(format!("y_{t}"), Categorical::new(&rows(&emit, &x)?)?, &y.index_select(t.indices(), 0)?).map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Median µs per SVI step of `model` on `T = t` symbols.
+fn hmm_step_us(model: fn(&Tensor) -> Result<()>, t: usize) -> Result<f64> {
+    let ys: Vec<u32> = (0..t).map(|i| ((i / 9) % 4) as u32).collect();
+    let y = Tensor::from_vec(ys, t, &Device::Cpu)?;
+    let mut svi = Svi::new(model, empty, Adam::new(0.01), TraceEnumElbo::new()).seed(0);
+    for _ in 0..5 {
+        black_box(svi.step(&y)?);
+    }
+    let mut us = Vec::new();
+    for _ in 0..7 {
+        let s = Instant::now();
+        for _ in 0..3 {
+            black_box(svi.step(&y)?);
+        }
+        us.push(s.elapsed().as_secs_f64() * 1e6 / 3.0);
+    }
+    Ok(median(us))
+}
+
+/// A discrete HMM over `y` (`[T]` symbols), hidden states enumerated under `markov`.
+fn hmm(y: &Tensor) -> Result<()> {
+    let dev = y.device();
+    let (trans, emit) = hmm_params(dev)?;
     let mut x = Tensor::zeros(1, DType::U32, dev)?;
     ppl::markov(y.dim(0)?, |t| {
         let opts = SampleOptions::new().infer(ppl::InferConfig::new().enumerate(ppl::Enumerate::Parallel));
@@ -123,24 +165,24 @@ pub fn run() -> Result<()> {
 
     let mut per_t = Vec::new();
     for t in [100usize, 500] {
-        let ys: Vec<u32> = (0..t).map(|i| ((i / 9) % 4) as u32).collect();
-        let y = Tensor::from_vec(ys, t, &Device::Cpu)?;
-        let mut svi = Svi::new(hmm, empty, Adam::new(0.01), TraceEnumElbo::new()).seed(0);
-        for _ in 0..5 {
-            black_box(svi.step(&y)?);
-        }
-        let mut us = Vec::new();
-        for _ in 0..7 {
-            let s = Instant::now();
-            for _ in 0..3 {
-                black_box(svi.step(&y)?);
-            }
-            us.push(s.elapsed().as_secs_f64() * 1e6 / 3.0);
-        }
-        let m = median(us);
+        let m = hmm_step_us(hmm, t)?;
         per_t.push(m / t as f64);
         println!("svi hmm enum (3 states, T={t}): ppl {m:.0} us per step, {:.1} us per time step", m / t as f64);
     }
     println!("svi hmm enum: cost per time step T=500 / T=100: {:.2} (1.00 = linear in T)", per_t[1] / per_t[0]);
+    let mut per_t_v = Vec::new();
+    for (i, t) in [100usize, 500].into_iter().enumerate() {
+        let m = hmm_step_us(vhmm, t)?;
+        per_t_v.push(m / t as f64);
+        println!(
+            "svi hmm enum vectorized_markov (3 states, T={t}): ppl {m:.0} us per step, {:.1} us per time step, {:.1}x faster than markov",
+            m / t as f64,
+            per_t[i] / per_t_v[i]
+        );
+    }
+    println!(
+        "svi hmm enum vectorized_markov: cost per time step T=500 / T=100: {:.2} (1.00 = linear in T)",
+        per_t_v[1] / per_t_v[0]
+    );
     Ok(())
 }

@@ -33,7 +33,7 @@ pub(crate) fn rows(probs: &Tensor, z: &Tensor) -> Result<Tensor> {
     Ok(probs.index_select(&z.flatten_all()?, 0)?.reshape(shape)?)
 }
 
-fn estimate(elbo: &mut TraceEnumElbo, model: Bound<'_>) -> Result<ppl::infer::ElboEstimate> {
+pub(crate) fn estimate(elbo: &mut TraceEnumElbo, model: Bound<'_>) -> Result<ppl::infer::ElboEstimate> {
     let guide = || Ok(());
     ParamStore::new().scope(|| elbo.estimate(model, &guide))
 }
@@ -221,7 +221,7 @@ fn hmm_model(y: &[f64]) -> impl Fn() -> Result<()> + '_ {
     }
 }
 
-fn enum_dims(tr: &Trace) -> std::collections::BTreeSet<isize> {
+pub(crate) fn enum_dims(tr: &Trace) -> std::collections::BTreeSet<isize> {
     tr.nodes().filter_map(|s| s.infer.enum_dim).collect()
 }
 

@@ -7,6 +7,7 @@ mod dmm;
 mod enumeration;
 mod enumeration_guide;
 mod enumeration_sequential;
+mod enumeration_markov;
 mod examples;
 mod examples_deep;
 mod examples_enum;

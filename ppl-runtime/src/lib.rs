@@ -42,8 +42,9 @@ pub use primitives::{
     param, param_with, plate, plate_with, sample, sample_with, seq_plate, seq_plate_iter, seq_plate_iter_with,
     seq_plate_with, SeqPlateIter,
 };
+pub use primitives::{MarkovSlice, vectorized_markov, vectorized_markov_with};
 pub use rng::Rng;
-pub use site::{CondIndepFrame, Enumerate, InferConfig, MarkovStep, Message, ParamInit, Site, SiteKind, SiteMeta};
+pub use site::{CondIndepFrame, Enumerate, InferConfig, MarkovStep, Message, ParamInit, Site, SiteKind, SiteMeta, VectorizedMarkovStep};
 pub use trace::Trace;
 
 /// Items used by the code the `ppl` macros generate. Not a stable API.

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 pub use crate::handlers::markov::{markov, markov_with};
+pub use crate::handlers::vectorized_markov::{MarkovSlice, vectorized_markov, vectorized_markov_with};
 
 /// A value that may be given as an observation: a `Tensor` or `&Tensor` (observed), or an
 /// `Option` of one (`None`: the site is latent) — Pyro's `obs=None` idiom, so that one model

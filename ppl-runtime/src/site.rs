@@ -94,6 +94,21 @@ pub struct InferConfig {
     pub dim_to_id: Vec<(isize, usize)>,
     /// Set by [`markov`](crate::primitives::markov): the markov steps the site lies in, outermost first.
     pub markov_scope: Vec<MarkovStep>,
+    /// Set by [`vectorized_markov`](crate::primitives::vectorized_markov): the loop and run the
+    /// site lies in.
+    pub vectorized_markov: Option<VectorizedMarkovStep>,
+}
+
+/// A run of a [`vectorized_markov`](crate::primitives::vectorized_markov) loop, recorded on the
+/// sites inside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VectorizedMarkovStep {
+    /// The loop's name (also the name of its time plate).
+    pub name: String,
+    /// Identifies the loop (unique within a thread).
+    pub context: u64,
+    /// `true` for the run at `t = 0`, `false` for the run vectorized over `t = 1..size`.
+    pub first: bool,
 }
 
 /// One step of a [`markov`](crate::primitives::markov) loop, recorded on the sites inside it.

@@ -22,6 +22,7 @@ pub mod seed;
 pub mod substitute;
 pub mod trace;
 pub mod uncondition;
+pub mod vectorized_markov;
 
 pub use crate::runtime::{Handler, HandlerGuard, HandlerRef, install, with_handler};
 pub use block::{Block, block};
@@ -39,6 +40,7 @@ pub use seed::{Seed, seed};
 pub use substitute::{Substitute, substitute};
 pub use trace::{TraceHandler, trace};
 pub use uncondition::{Uncondition, uncondition};
+pub use vectorized_markov::VectorizedMarkovHandler;
 
 use candle_core::Tensor;
 use std::collections::HashMap;

@@ -70,11 +70,11 @@ pub fn infer_discrete_with<A: ?Sized, M, P: Program<A, M>>(model: &P, args: &A, 
     let (_, tr) = res?;
     let built = build(&tr, handler.vars(), nesting)?;
     let semiring = if opts.mode == DiscreteMode::Map { Semiring::Max } else { Semiring::LogSum };
-    let (_, elims) = built.problem.contract(semiring, true)?;
+    let (_, elims) = built.problem.contract_with(semiring, true, &built.chains)?;
     let mut draw = |t: &Tensor| draw_categorical(t);
     let sampler: Option<Sampler<'_>> =
         if opts.mode == DiscreteMode::Sample { Some(&mut draw) } else { None };
-    let chosen = built.problem.backward(&elims, sampler)?;
+    let chosen = built.problem.backward(&elims, sampler, &built.chains)?;
     let mut out = Data::new();
     for (id, var) in handler.vars().iter().enumerate() {
         let site = tr.get(&var.name).ok_or_else(|| Error::Enumeration(format!("internal: no site `{}`", var.name)))?;

@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 use candle_core::{D, Tensor};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+#[path = "scan.rs"]
+pub(crate) mod scan;
+use scan::MarkovChain;
+
 /// The name of a factor's dim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Sym {
@@ -220,6 +224,20 @@ pub(crate) fn eliminate(
     Ok(slots.into_iter().flatten().collect())
 }
 
+/// Puts a factor contracted at a leaf where it belongs: into `result` when it has no dims left,
+/// else into `tree` at `ordinal`.
+fn place(f: Factor, ordinal: BTreeSet<usize>, tree: &mut BTreeMap<Vec<usize>, Vec<Factor>>, result: &mut Option<Tensor>) -> Result<()> {
+    if f.syms.is_empty() {
+        *result = Some(match result.take() {
+            None => f.t,
+            Some(r) => (r + f.t)?,
+        });
+    } else {
+        tree.entry(ordinal.into_iter().collect()).or_default().push(f);
+    }
+    Ok(())
+}
+
 impl Problem {
     fn plate_names(&self, ordinal: &BTreeSet<usize>) -> String {
         let v: Vec<&str> = ordinal.iter().map(|&p| self.plates[p].name.as_str()).collect();
@@ -249,7 +267,19 @@ impl Problem {
 
     /// Contracts every factor to a scalar. With `record`, also returns each elimination in
     /// order (for [`Problem::backward`]).
+    #[cfg(test)]
     pub fn contract(&self, semiring: Semiring, record: bool) -> Result<(Option<Tensor>, Vec<Elimination>)> {
+        self.contract_with(semiring, record, &[])
+    }
+
+    /// [`Problem::contract`] with the time plates of vectorized markov `chains` eliminated as
+    /// chains (see [`scan`]).
+    pub fn contract_with(
+        &self,
+        semiring: Semiring,
+        record: bool,
+        chains: &[MarkovChain],
+    ) -> Result<(Option<Tensor>, Vec<Elimination>)> {
         let mut tree: BTreeMap<Vec<usize>, Vec<Factor>> = BTreeMap::new();
         for (ordinal, f) in &self.terms {
             tree.entry(ordinal.iter().copied().collect()).or_default().push(f.clone());
@@ -260,6 +290,14 @@ impl Problem {
             let terms = tree.remove(&leaf).unwrap_or_default();
             let leaf_set: BTreeSet<usize> = leaf.iter().copied().collect();
             let elsewhere: BTreeSet<usize> = tree.values().flatten().flat_map(|f| f.vars()).collect();
+            if let Some(c) = chains.iter().find(|c| c.ordinal == leaf_set) {
+                let (f, parent, joint) = self.contract_chain(c, &terms, &elsewhere, semiring)?;
+                if record {
+                    elims.push(Elimination { var: c.pairs[0].1, factor: joint });
+                }
+                place(f, parent, &mut tree, &mut result)?;
+                continue;
+            }
             let local: BTreeSet<usize> =
                 terms.iter().flat_map(|f| f.vars()).filter(|v| !elsewhere.contains(v)).collect();
             for &v in &local {
@@ -275,16 +313,9 @@ impl Problem {
                     }
                     parent.extend(self.vars[v].ordinal.iter().copied());
                 }
+                self.chain_parent(chains, &leaf_set, &f, &mut parent);
                 let drop: BTreeSet<usize> = leaf_set.difference(&parent).copied().collect();
-                let f = self.product_over(f, &drop)?;
-                if f.syms.is_empty() {
-                    result = Some(match result {
-                        None => f.t,
-                        Some(r) => (r + f.t)?,
-                    });
-                } else {
-                    tree.entry(parent.into_iter().collect()).or_default().push(f);
-                }
+                place(self.product_over(f, &drop)?, parent, &mut tree, &mut result)?;
             }
         }
         Ok((result, elims))
@@ -364,6 +395,26 @@ impl Problem {
         Ok(out)
     }
 
+    /// `f` given the variable `u` has the values `val` (indices over plates): adds a 0/-inf
+    /// one-hot mask and sums `u` out.
+    fn condition_on(&self, f: Factor, u: usize, val: &Factor) -> Result<Factor> {
+        let k = self.vars[u].size;
+        let ks = Tensor::arange(0u32, k as u32, f.t.device())?;
+        let mut shape = vec![k];
+        shape.extend(std::iter::repeat_n(1, val.syms.len()));
+        let hit = ks.reshape(shape)?.broadcast_eq(&val.t.unsqueeze(0)?)?;
+        let zero = Tensor::zeros(hit.dims(), f.t.dtype(), f.t.device())?;
+        let ninf = (zero.ones_like()? * f64::NEG_INFINITY)?;
+        let mut syms = vec![Sym::Var(u)];
+        syms.extend(&val.syms);
+        let mask = Factor { t: hit.where_cond(&zero, &ninf)?, syms };
+        let mut joint = combine(&[f, mask])?;
+        let a = joint.axis(Sym::Var(u)).unwrap_or(0);
+        joint.t = log_sum_exp(&joint.t, a)?;
+        joint.syms.remove(a);
+        Ok(joint)
+    }
+
     /// A variable used by a factor at `ordinal` must lie in no plate outside `ordinal`.
     pub(crate) fn check_inside(&self, v: usize, ordinal: &BTreeSet<usize>) -> Result<()> {
         if self.vars[v].ordinal.is_subset(ordinal) { Ok(()) } else { Err(self.used_outside(v)) }
@@ -383,35 +434,34 @@ impl Problem {
     /// support) given those chosen after it, by argmax (`sample == None`) or drawn from its
     /// conditional with `sample(probs [.., k]) -> indices`. Returns, per variable id, the
     /// indices over its plates (`syms` in plate-index order, full subsample sizes).
+    /// Through the time plates of `chains` too (see [`scan`]).
     pub fn backward(
         &self,
         elims: &[Elimination],
         mut sample: Option<Sampler<'_>>,
+        chains: &[MarkovChain],
     ) -> Result<BTreeMap<usize, Factor>> {
         let mut chosen: BTreeMap<usize, Factor> = BTreeMap::new();
+        // A chain's states at t - 1 along its time plate, once the chain is decoded.
+        let mut shifted: BTreeMap<usize, Factor> = BTreeMap::new();
         for e in elims.iter().rev() {
+            if let Some(c) = chains.iter().find(|c| c.pairs.first().is_some_and(|p| p.1 == e.var)) {
+                self.backward_chain(c, &e.factor, &mut chosen, &mut shifted, &mut sample)?;
+                continue;
+            }
             let mut f = e.factor.clone();
-            // Condition on the variables chosen already: add a 0/-inf one-hot mask and sum out.
+            // Condition on the variables chosen already.
             let others: Vec<usize> = f.vars().filter(|&u| u != e.var).collect();
             for u in others {
-                let val = chosen.get(&u).ok_or_else(|| {
+                // Inside a chain's time plate, its first states stand for the states at t - 1.
+                let in_time = |c: &MarkovChain| {
+                    self.vars[e.var].ordinal.contains(&c.plate) && c.pairs.iter().any(|p| p.0 == u)
+                };
+                let val = if chains.iter().any(in_time) { shifted.get(&u) } else { chosen.get(&u) };
+                let val = val.ok_or_else(|| {
                     Error::Enumeration(format!("internal: `{}` decoded before `{}`", self.vars[e.var].name, self.vars[u].name))
                 })?;
-                let k = self.vars[u].size;
-                let ks = Tensor::arange(0u32, k as u32, f.t.device())?;
-                let mut shape = vec![k];
-                shape.extend(std::iter::repeat_n(1, val.syms.len()));
-                let hit = ks.reshape(shape)?.broadcast_eq(&val.t.unsqueeze(0)?)?;
-                let zero = Tensor::zeros(hit.dims(), f.t.dtype(), f.t.device())?;
-                let ninf = (zero.ones_like()? * f64::NEG_INFINITY)?;
-                let mut syms = vec![Sym::Var(u)];
-                syms.extend(&val.syms);
-                let mask = Factor { t: hit.where_cond(&zero, &ninf)?, syms };
-                let mut joint = combine(&[f, mask])?;
-                let a = joint.axis(Sym::Var(u)).unwrap_or(0);
-                joint.t = log_sum_exp(&joint.t, a)?;
-                joint.syms.remove(a);
-                f = joint;
+                f = self.condition_on(f, u, val)?;
             }
             // Put the variable last, then choose along it.
             let mut order: Vec<Sym> = f.syms.iter().copied().filter(|s| *s != Sym::Var(e.var)).collect();

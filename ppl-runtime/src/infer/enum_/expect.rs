@@ -33,6 +33,15 @@ pub(crate) fn guide_enumerated_elbo(
 ) -> Result<Tensor> {
     check_guide_vars(model, guide, &vars[..guide_vars])?;
     let m = build(model, vars, max_plate_nesting)?;
+    if let Some(c) = m.chains.first() {
+        return Err(Error::Enumeration(format!(
+            "the model's `vectorized_markov` loop `{}` enumerates its states while the guide enumerates `{}`; \
+             guide-side enumeration does not yet combine with vectorized markov chains: enumerate in the model only, \
+             or write the loop with `markov`",
+            c.name,
+            vars[..guide_vars].iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join("`, `")
+        )));
+    }
     let mut problem = m.problem.clone();
     let keep: BTreeSet<usize> = (0..guide_vars).collect();
     let model_costs = problem.contract_keep(&keep)?;

@@ -75,6 +75,8 @@ pub(crate) struct Built {
     pub plain: Option<Tensor>,
     /// The scale (beyond subsampling plates) shared by the sites that depend on one.
     pub scale: f64,
+    /// The vectorized markov loops, whose time plates are eliminated as chains.
+    pub chains: Vec<contract::scan::MarkovChain>,
 }
 
 fn add(acc: Option<Tensor>, t: Tensor) -> Result<Option<Tensor>> {
@@ -176,13 +178,14 @@ pub(crate) fn build(tr: &Trace, vars: &[EnumVar], max_plate_nesting: usize) -> R
         };
         problem.vars.push(VarInfo { name: v.name.clone(), size: v.size, ordinal });
     }
-    Ok(Built { problem, plain, scale: scale.map_or(1.0, |s| s.0) })
+    let chains = contract::scan::chains(tr, vars, &plate_index, &problem)?;
+    Ok(Built { problem, plain, scale: scale.map_or(1.0, |s| s.0), chains })
 }
 
 impl Built {
     /// The log-density with every enumerated variable summed out (`LogSum`) or maximized (`Max`).
     pub fn log_joint(&self, semiring: Semiring) -> Result<Tensor> {
-        let (contracted, _) = self.problem.contract(semiring, false)?;
+        let (contracted, _) = self.problem.contract_with(semiring, false, &self.chains)?;
         let contracted = match contracted {
             Some(c) if self.scale != 1.0 => Some((c * self.scale)?),
             c => c,

@@ -3,13 +3,16 @@
 //! Sequences of `--length` symbols are drawn from a fixed 3-state HMM (sticky transitions,
 //! 4 emission symbols) with a fixed seed. The model declares the transition and emission matrices
 //! as parameters (rows on the simplex), the sequences as a vectorized plate, and the time steps as
-//! a `markov` loop whose hidden states are enumerated: `TraceEnumElbo` then computes the exact
-//! log-likelihood (the forward algorithm, by variable elimination) with two enum dims whatever
-//! the length, and Adam maximizes it. Printed: the log-likelihood per step under the fitted and
-//! the true parameters (the latter by a plain forward algorithm), and the recovered transition
-//! matrix beside the true one (fitted states matched to true ones by their emissions).
+//! a `vectorized_markov` loop whose hidden states are enumerated: the body is written once and
+//! runs for t = 0 and, vectorized, for t = 1..T; `TraceEnumElbo` then computes the exact
+//! log-likelihood (the forward algorithm, as a parallel scan of log-space matrix products) with
+//! two enum dims whatever the length, and Adam maximizes it. `--markov` writes the time steps as a
+//! sequential `markov` loop instead (one site per step, variable elimination; same numbers, slower).
+//! Printed: the log-likelihood per step under the fitted and the true parameters (the latter by a
+//! plain forward algorithm), and the recovered transition matrix beside the true one (fitted
+//! states matched to true ones by their emissions).
 //!
-//! Run: `cargo run --release --example hmm -- --sequences 20 --length 100`
+//! Run: `cargo run --example hmm -- --sequences 20 --length 100`
 
 use clap::Parser;
 use ppl::prelude::*;
@@ -17,7 +20,7 @@ use std::process::ExitCode;
 
 /// Fits a discrete HMM by exact enumeration of its hidden states.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "hmm", about = "Discrete HMM: enumerated hidden states under markov, fitted by TraceEnumElbo")]
+#[command(name = "hmm", about = "Discrete HMM: enumerated hidden states under vectorized_markov (or markov), fitted by TraceEnumElbo")]
 pub struct Args {
     /// Number of sequences.
     #[arg(long, default_value_t = 20)]
@@ -37,6 +40,10 @@ pub struct Args {
     /// Random seed (data and initial parameters).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write the time steps as a sequential `markov` loop (one site per step) instead of
+    /// `vectorized_markov`.
+    #[arg(long)]
+    pub markov: bool,
     /// Tiny settings for a quick check.
     #[arg(long)]
     pub smoke: bool,
@@ -58,7 +65,7 @@ pub struct Report {
     pub loglik_fitted: f64,
     /// Log-likelihood per observed symbol under the true parameters (plain forward algorithm).
     pub loglik_true: f64,
-    /// The same computed by `TraceEnumElbo` (enumeration under `markov`).
+    /// The same computed by `TraceEnumElbo` (enumeration under `vectorized_markov` or `markov`).
     pub loglik_true_enum: f64,
     /// Fitted transition matrix, states ordered to match the true ones.
     pub trans: Vec<Vec<f64>>,
@@ -124,21 +131,35 @@ fn simplex() -> ParamOptions {
     ParamOptions { constraint: Constraint::Simplex, ..Default::default() }
 }
 
-/// The model: `y` is `[sequences, length]` (U32 symbols).
-fn model(trans0: Tensor, emit0: Tensor) -> impl Fn(&Tensor) -> Result<()> + Clone {
+/// The model: `y` is `[sequences, length]` (U32 symbols); every sequence starts in state 0.
+/// With `vectorized`, the time steps are one `vectorized_markov` loop (sequences at dim -2, time
+/// at dim -1); otherwise a sequential `markov` loop inside the sequences plate.
+fn model(trans0: Tensor, emit0: Tensor, vectorized: bool) -> impl Fn(&Tensor) -> Result<()> + Clone {
     move |y: &Tensor| {
         let trans = ppl::param_with("trans", &trans0, simplex())?;
         let emit = ppl::param_with("emit", &emit0, simplex())?;
         let (n, t) = y.dims2()?;
-        ppl::plate("sequences", n, |_| {
-            let mut x = Tensor::zeros(1, DType::U32, y.device())?;
-            ppl::markov(t, |i| {
-                let opts = SampleOptions::new().infer(ppl::InferConfig::new().enumerate(ppl::Enumerate::Parallel));
-                x = ppl::sample_with(format!("x_{i}"), Categorical::new(&rows(&trans, &x)?)?, opts)?;
-                let yi = y.narrow(1, i, 1)?.squeeze(1)?;
-                ppl::observe(format!("y_{i}"), Categorical::new(&rows(&emit, &x)?)?, &yi).map(|_| ())
-            })
-        })?;
+        let enumerated = || SampleOptions::new().infer(ppl::InferConfig::new().enumerate(ppl::Enumerate::Parallel));
+        let mut x = Tensor::zeros(1, DType::U32, y.device())?;
+        if vectorized {
+            let at = |dim| PlateOptions { dim: Some(dim), ..Default::default() };
+            ppl::plate_with("sequences", n, at(-2), |_| {
+                ppl::vectorized_markov_with("time", t, at(-1), |i| {
+                    // `x` is x_0 in the second run: its enum dim stands for "the state at t - 1".
+                    x = ppl::sample_with(format!("x_{i}"), Categorical::new(&rows(&trans, &x)?)?, enumerated())?;
+                    let yi = y.index_select(i.indices(), 1)?; // [n, 1] at t = 0, [n, T - 1] after
+                    ppl::observe(format!("y_{i}"), Categorical::new(&rows(&emit, &x)?)?, &yi).map(|_| ())
+                })
+            })?;
+        } else {
+            ppl::plate("sequences", n, |_| {
+                ppl::markov(t, |i| {
+                    x = ppl::sample_with(format!("x_{i}"), Categorical::new(&rows(&trans, &x)?)?, enumerated())?;
+                    let yi = y.narrow(1, i, 1)?.squeeze(1)?;
+                    ppl::observe(format!("y_{i}"), Categorical::new(&rows(&emit, &x)?)?, &yi).map(|_| ())
+                })
+            })?;
+        }
         Ok(())
     }
 }
@@ -179,7 +200,7 @@ pub fn run(args: &Args) -> Result<Report> {
             let s: f32 = row.iter().sum();
             row.iter_mut().for_each(|v| *v /= s);
         }
-        let m = model(Tensor::from_vec(trans0.clone(), (S, S), &dev)?, Tensor::from_vec(emit0, (S, V), &dev)?);
+        let m = model(Tensor::from_vec(trans0.clone(), (S, S), &dev)?, Tensor::from_vec(emit0, (S, V), &dev)?, !args.markov);
         let mut svi = Svi::new(m.clone(), guide, Adam::new(args.lr), TraceEnumElbo::new()).seed(args.seed + restart as u64);
         svi.run(&y, steps)?;
         let loss = svi.step(&y)?; // one more step only to read the final loss
@@ -201,14 +222,15 @@ pub fn run(args: &Args) -> Result<Report> {
     let loglik_true = ys.iter().map(|s| forward(s, &true_t, &true_e)).sum::<f64>() / observations as f64;
     // The same under the true parameters, by enumeration (equals the forward algorithm's).
     let to_t = |m: &[Vec<f64>]| Tensor::from_vec(m.iter().flatten().map(|&v| v as f32).collect::<Vec<_>>(), (m.len(), m[0].len()), &dev);
-    let true_model = model(to_t(&true_t)?, to_t(&true_e)?);
+    let true_model = model(to_t(&true_t)?, to_t(&true_e)?, !args.markov);
     let run_true = || true_model(&y);
     let no_guide = || Ok(());
     let est = ParamStore::new().scope(|| TraceEnumElbo::new().estimate(&run_true, &no_guide))?;
     let loglik_true_enum = -est.loss / observations as f64;
-    // Enum dims used by one more run of the model (one plate, so enum dims start at -2).
+    // Enum dims used by one more run of the model (left of its one or two plate dims).
+    let nesting = if args.markov { 1 } else { 2 };
     let dims = {
-        let (res, _) = svi.params().scope(|| ppl::handlers::enum_(1, || ppl::handlers::trace(|| m(&y))));
+        let (res, _) = svi.params().scope(|| ppl::handlers::enum_(nesting, || ppl::handlers::trace(|| m(&y))));
         let tr = res?.1;
         tr.nodes().filter_map(|s| s.infer.enum_dim).collect::<std::collections::BTreeSet<_>>().len()
     };

@@ -30,7 +30,8 @@ fn gmm_recovers_the_components_and_assignments() {
 /// algorithm; the fitted model's is within 0.03 nats per step of the true parameters' (gradient
 /// maximum likelihood from a few random starts in the smoke settings; the uniform emission
 /// baseline is ln 4 = 1.39 nats below), the model used 2 enum dims, and the recovered
-/// transition diagonal is within 0.2 of the true one (640 symbols).
+/// transition diagonal is within 0.2 of the true one (640 symbols); `vectorized_markov` (the
+/// default) and `--markov` agree.
 #[test]
 fn hmm_enumeration_is_the_forward_algorithm_and_the_fit_is_close_to_the_truth() {
     let args = hmm::Args::parse_from(["hmm", "--smoke", "--seed", "0"]);
@@ -41,6 +42,12 @@ fn hmm_enumeration_is_the_forward_algorithm_and_the_fit_is_close_to_the_truth() 
     for i in 0..hmm::S {
         assert!((r.trans[i][i] - hmm::TRANS[i][i]).abs() < 0.2, "{:?}", r.trans);
     }
+    // The sequential `markov` form (variable elimination, one site per step) fits the same
+    // parameters from the same starts: same log-likelihoods to float precision.
+    let m = hmm::run(&hmm::Args::parse_from(["hmm", "--smoke", "--seed", "0", "--markov"])).unwrap();
+    assert!((m.loglik_true_enum - r.loglik_true_enum).abs() < 1e-5, "{} vs {}", m.loglik_true_enum, r.loglik_true_enum);
+    assert!((m.loglik_fitted - r.loglik_fitted).abs() < 1e-3, "{} vs {}", m.loglik_fitted, r.loglik_fitted);
+    assert_eq!(m.enum_dims, 2);
 }
 
 /// Bad flags are errors, not panics.

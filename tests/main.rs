@@ -15,6 +15,7 @@ mod mcmc;
 mod nn;
 mod params;
 mod render;
+mod speed_paths;
 mod svi;
 mod ui;
 mod ui_pass;

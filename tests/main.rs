@@ -18,6 +18,7 @@ mod mcmc;
 mod nn;
 mod params;
 mod render;
+mod speed_paths;
 mod svi;
 mod ui;
 mod ui_pass;

@@ -3,8 +3,7 @@
 use crate::defaults;
 use crate::dist::constraints::Constraint;
 use crate::error::{Error, Result};
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, Var};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor, Var};
 
 /// A distribution parameter: a plain number or a tensor.
 ///
@@ -286,12 +285,19 @@ fn quick_ok(value: &Tensor, c: &Constraint) -> Result<bool> {
     if !value.dtype().is_float() || value.elem_count() == 0 {
         return Ok(false);
     }
-    let v = value.detach();
-    if crate::dist::kernels::cpu_kernels(v.device()) && v.is_contiguous() {
-        // One tight pass over the storage, no copies.
-        let check = SupportCheck { lo: lo.unwrap_or(f64::NEG_INFINITY), strict, hi: hi.unwrap_or(f64::INFINITY) };
-        let ok = v.apply_op1_no_bwd(&check)?;
-        return Ok(ok.to_dtype(DType::F64)?.to_vec1::<f64>()?[0] == 1.0);
+    let mut v = value.detach();
+    if crate::dist::kernels::cpu_kernels(v.device()) {
+        // A broadcast view holds each distinct element once along its zero-stride dims (e.g. a
+        // scalar parameter broadcast to the batch shape): check those only.
+        for d in 0..v.rank() {
+            if v.stride()[d] == 0 && v.dim(d)? > 1 {
+                v = v.narrow(d, 0, 1)?;
+            }
+        }
+        // One tight pass over the storage in place, no copies.
+        if let Some(ok) = support_ok(&v, lo.unwrap_or(f64::NEG_INFINITY), strict, hi.unwrap_or(f64::INFINITY)) {
+            return Ok(ok);
+        }
     }
     let v = reducible(v)?;
     let scalar = |t: Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
@@ -325,35 +331,23 @@ fn all_finite(value: &Tensor) -> Result<bool> {
     Ok(s.is_finite())
 }
 
-/// Whether every element is finite and within `[lo, hi]` (`(lo, hi]` when `strict`): a
-/// one-element tensor holding 1 or 0. Contiguous CPU storage only.
-struct SupportCheck {
-    lo: f64,
-    strict: bool,
-    hi: f64,
-}
-
-impl CustomOp1 for SupportCheck {
-    fn name(&self) -> &'static str {
-        "support_check"
+/// Whether every element of `v` is finite and within `[lo, hi]` (`(lo, hi]` when `strict`), read
+/// in place; `None` unless `v` is contiguous f32 or f64 CPU storage.
+fn support_ok(v: &Tensor, lo: f64, strict: bool, hi: f64) -> Option<bool> {
+    let (storage, layout) = v.storage_and_layout();
+    let (Storage::Cpu(s), Some((a, b))) = (&*storage, layout.contiguous_offsets()) else { return None };
+    macro_rules! all {
+        ($v:expr, $t:ty) => {{
+            let (lo, hi) = (lo as $t, hi as $t);
+            crate::nn::cpu::all_vec(&$v[a..b], |x: $t| x.is_finite() & (x >= lo) & (!strict | (x > lo)) & (x <= hi))
+        }};
     }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("`support_check` needs a contiguous tensor") };
-        macro_rules! all {
-            ($v:expr, $t:ty) => {{
-                let (lo, hi, strict) = (self.lo as $t, self.hi as $t, self.strict);
-                $v[a..b].iter().fold(true, |ok, &x| ok & x.is_finite() & (x >= lo) & (!strict | (x > lo)) & (x <= hi))
-            }};
-        }
-        let ok = match s {
-            CpuStorage::F32(v) => all!(v, f32),
-            CpuStorage::F64(v) => all!(v, f64),
-            s => candle_core::bail!("`support_check` needs f32 or f64, got {:?}", s.dtype()),
-        };
-        Ok((CpuStorage::F64(vec![if ok { 1.0 } else { 0.0 }]), Shape::from(1)))
+    match s {
+        CpuStorage::F32(v) => Some(all!(v, f32)),
+        CpuStorage::F64(v) => Some(all!(v, f64)),
+        _ => None,
     }
 }
-
 
 /// Checks that `mask` is a `u8` tensor of 0s and 1s (values read, with one device-to-host copy of
 /// the maximum, only when `check_values`). `context` names what is masked in the error.

@@ -59,9 +59,9 @@ pub(crate) fn quick_binary(value: &Tensor) -> bool {
     let (storage, layout) = value.storage_and_layout();
     let (Storage::Cpu(s), Some((a, b))) = (&*storage, layout.contiguous_offsets()) else { return false };
     match s {
-        CpuStorage::F32(v) => v[a..b].iter().fold(true, |ok, &x| ok & ((x == 0.0) | (x == 1.0))),
-        CpuStorage::F64(v) => v[a..b].iter().fold(true, |ok, &x| ok & ((x == 0.0) | (x == 1.0))),
-        CpuStorage::U8(v) => v[a..b].iter().fold(true, |ok, &x| ok & (x <= 1)),
+        CpuStorage::F32(v) => crate::nn::cpu::all_vec(&v[a..b], |x| (x == 0.0) | (x == 1.0)),
+        CpuStorage::F64(v) => crate::nn::cpu::all_vec(&v[a..b], |x| (x == 0.0) | (x == 1.0)),
+        CpuStorage::U8(v) => crate::nn::cpu::all_vec(&v[a..b], |x| x <= 1),
         _ => false,
     }
 }

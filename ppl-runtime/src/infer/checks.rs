@@ -178,9 +178,8 @@ pub fn all_finite(t: &Tensor) -> Result<bool> {
         let (storage, layout) = t.storage_and_layout();
         if let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) {
             match cpu {
-                // Branch-free folds (they vectorize; `all` stops early but checks one at a time).
-                CpuStorage::F32(v) => return Ok(v[a..b].iter().fold(true, |ok, x| ok & x.is_finite())),
-                CpuStorage::F64(v) => return Ok(v[a..b].iter().fold(true, |ok, x| ok & x.is_finite())),
+                CpuStorage::F32(v) => return Ok(crate::nn::cpu::all_finite(&v[a..b])),
+                CpuStorage::F64(v) => return Ok(crate::nn::cpu::all_finite(&v[a..b])),
                 _ => {}
             }
         }

@@ -8,8 +8,6 @@ use crate::nn::cpu::{self, Elem};
 use crate::nn::init;
 use crate::primitives::{ParamOptions, param_with};
 use crate::site::ParamInit;
-#[cfg(not(feature = "openblas"))]
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 
 /// `x @ weight + bias` over the last dim of `x` (any leading dims), with `weight` of shape
@@ -133,8 +131,32 @@ fn product(sx: &CpuStorage, lx: &Layout, sw: &CpuStorage, lw: &Layout, (m, k, n)
     }
     #[cfg(not(feature = "openblas"))]
     {
-        sx.matmul(sw, (1, m, n, k), lx, lw)
+        Ok(match (sx, sw) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(cpu::matmul((cpu::slice(sx, lx)?, k, 1), (cpu::slice(sw, lw)?, n, 1), (m, k, n))),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(cpu::matmul((cpu::slice(sx, lx)?, k, 1), (cpu::slice(sw, lw)?, n, 1), (m, k, n))),
+            _ => candle_core::bail!("ppl linear: unsupported dtype"),
+        })
     }
+}
+
+/// `(g wᵀ, xᵀ g)`, each only when wanted, for contiguous CPU `x [m, k]`, `w [k, n]`, `g [m, n]`.
+#[cfg(not(feature = "openblas"))]
+fn products_bwd<T: Elem>(x: &Tensor, w: &Tensor, g: &Tensor, want_x: bool, want_w: bool) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    let (m, k) = x.dims2()?;
+    let n = w.dim(1)?;
+    let gx = if want_x {
+        let v = cpu::with_slice::<T, _>(g, |gs| cpu::with_slice::<T, _>(w, |ws| cpu::matmul((gs, n, 1), (ws, 1, n), (m, n, k))))??;
+        Some(cpu::tensor(v, &[m, k])?)
+    } else {
+        None
+    };
+    let gw = if want_w {
+        let v = cpu::with_slice::<T, _>(x, |xs| cpu::with_slice::<T, _>(g, |gs| cpu::matmul((xs, 1, k), (gs, n, 1), (k, m, n))))??;
+        Some(cpu::tensor(v, &[k, n])?)
+    } else {
+        None
+    };
+    Ok((gx, gw))
 }
 
 fn add_rows<T: Elem>(y: &mut [T], b: &[T]) {
@@ -182,10 +204,10 @@ fn linear_grads(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Tensor) -> candl
     #[cfg(feature = "openblas")]
     let (gx, gw) = crate::nn::blas::linear_grads(&x, &w, &g, want_x, want_w)?;
     #[cfg(not(feature = "openblas"))]
-    let (gx, gw) = (
-        if want_x { Some(g.matmul(&w.t()?)?) } else { None },
-        if want_w { Some(x.t()?.matmul(&g)?) } else { None },
-    );
+    let (gx, gw) = match g.dtype() {
+        DType::F32 => products_bwd::<f32>(&x, &w, &g, want_x, want_w)?,
+        _ => products_bwd::<f64>(&x, &w, &g, want_x, want_w)?,
+    };
     let gb = if want_b {
         let n = g.dim(1)?;
         Some(match g.dtype() {

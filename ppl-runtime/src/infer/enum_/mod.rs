@@ -6,6 +6,7 @@
 
 pub(crate) mod contract;
 pub(crate) mod expect;
+pub(crate) mod lse;
 pub(crate) mod sequential;
 
 use crate::error::{Error, Result};

@@ -40,10 +40,39 @@ fn out_shape(dims: &[usize], axis: usize) -> Shape {
     Shape::from(d)
 }
 
+/// `log Σ exp` of one row (the shift: its max, or 0 when that is not finite).
+#[inline]
+fn lse_row<T: Elem>(row: &[T]) -> T {
+    let inf = T::c(f64::INFINITY);
+    let mut m = row[0];
+    for &v in &row[1..] {
+        if v > m {
+            m = v;
+        }
+    }
+    if m == inf {
+        return inf;
+    }
+    let shift = if m.abs() < inf { m } else { T::ZERO };
+    let mut s = T::ZERO;
+    for &v in row {
+        s += (v - shift).exp_neg();
+    }
+    shift + s.ln()
+}
+
 /// Outputs `first .. first + out.len()` of the reduction of `x` (`[outer, n, inner]`
 /// row-major) over its middle axis.
 fn lse_block<T: Elem>(x: &[T], n: usize, inner: usize, first: usize, out: &mut [T]) {
+    if inner == 1 {
+        for (k, r) in out.iter_mut().enumerate() {
+            let o = first + k;
+            *r = lse_row(&x[o * n..(o + 1) * n]);
+        }
+        return;
+    }
     let inf = T::c(f64::INFINITY);
+    let (mut shift, mut sum) = (Vec::new(), Vec::new());
     let mut done = 0;
     while done < out.len() {
         let (o, i0) = ((first + done) / inner, (first + done) % inner);
@@ -60,8 +89,10 @@ fn lse_block<T: Elem>(x: &[T], n: usize, inner: usize, first: usize, out: &mut [
                 }
             }
         }
-        let shift: Vec<T> = seg.iter().map(|&m| if m.abs() < inf { m } else { T::ZERO }).collect();
-        let mut sum = vec![T::ZERO; len];
+        shift.clear();
+        shift.extend(seg.iter().map(|&m| if m.abs() < inf { m } else { T::ZERO }));
+        sum.clear();
+        sum.resize(len, T::ZERO);
         for j in 0..n {
             let row = &x[base + j * inner..base + j * inner + len];
             for ((s, &v), &m) in sum.iter_mut().zip(row).zip(&shift) {
@@ -77,14 +108,20 @@ fn lse_block<T: Elem>(x: &[T], n: usize, inner: usize, first: usize, out: &mut [
 }
 
 /// `grad_x[o, j, i] = g[o, i] · exp(x[o, j, i] − out[o, i])`, 0 where `out` is `-inf` (every
-/// entry along the axis `-inf`), for outputs `first ..` of `gx` (`[outer, n, inner]`).
+/// entry along the axis `-inf`), for elements `first ..` of `gx` (`[outer, n, inner]`), in
+/// runs along `i`.
 fn lse_grad_block<T: Elem>(x: &[T], out: &[T], g: &[T], n: usize, inner: usize, first: usize, gx: &mut [T]) {
     let ninf = T::c(f64::NEG_INFINITY);
-    for (k, r) in gx.iter_mut().enumerate() {
-        let e = first + k;
-        let (o, i) = (e / (n * inner), e % inner);
-        let (res, gr) = (out[o * inner + i], g[o * inner + i]);
-        *r = if res == ninf { T::ZERO } else { gr * (x[e] - res).exp_neg() };
+    let mut done = 0;
+    while done < gx.len() {
+        let e = first + done;
+        let (o, i0) = (e / (n * inner), e % inner);
+        let len = (inner - i0).min(gx.len() - done);
+        let (xs, rs, gs) = (&x[e..e + len], &out[o * inner + i0..o * inner + i0 + len], &g[o * inner + i0..o * inner + i0 + len]);
+        for (((d, &v), &r), &gr) in gx[done..done + len].iter_mut().zip(xs).zip(rs).zip(gs) {
+            *d = if r == ninf { T::ZERO } else { gr * (v - r).exp_neg() };
+        }
+        done += len;
     }
 }
 

@@ -226,7 +226,9 @@ fn enumerated_categorical(site: &Site, vars: &[EnumVar]) -> Result<Option<Tensor
         return Ok(None);
     };
     let Some(cat) = dist.as_any().downcast_ref::<crate::dist::Categorical>() else { return Ok(None) };
-    let untouched = vars.iter().any(|v| v.dim == dim && v.support.id() == value.id());
+    // The variable at the site's dim (ids index `vars`), whose support must be the value itself.
+    let var = site.infer.dim_to_id.iter().find(|(d, _)| *d == dim).and_then(|&(_, id)| vars.get(id));
+    let untouched = var.is_some_and(|v| v.dim == dim && v.support.id() == value.id());
     let k = cat.num_categories();
     let (r, nb) = (value.rank(), crate::dist::Distribution::batch_shape(cat).len());
     let laid_out = value.dims().first() == Some(&k) && value.dims()[1..].iter().all(|&n| n == 1);

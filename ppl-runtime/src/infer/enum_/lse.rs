@@ -7,7 +7,7 @@
 
 use crate::dist::kernels::cpu_kernels;
 use crate::error::Result;
-use crate::nn::cpu::{Elem, par_rows, slice};
+use crate::nn::cpu::{Elem, map2_vec, par_rows, slice};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor};
 
 /// `log Σ_axis exp(t)` with `axis` removed: the fused kernel for f32/f64 CPU tensors (made
@@ -72,7 +72,7 @@ fn lse_block<T: Elem>(x: &[T], n: usize, inner: usize, first: usize, out: &mut [
         return;
     }
     let inf = T::c(f64::INFINITY);
-    let (mut shift, mut sum) = (Vec::new(), Vec::new());
+    let (mut shift, mut sum, mut terms) = (Vec::new(), Vec::new(), Vec::new());
     let mut done = 0;
     while done < out.len() {
         let (o, i0) = ((first + done) / inner, (first + done) % inner);
@@ -93,10 +93,12 @@ fn lse_block<T: Elem>(x: &[T], n: usize, inner: usize, first: usize, out: &mut [
         shift.extend(seg.iter().map(|&m| if m.abs() < inf { m } else { T::ZERO }));
         sum.clear();
         sum.resize(len, T::ZERO);
+        terms.resize(len, T::ZERO);
         for j in 0..n {
             let row = &x[base + j * inner..base + j * inner + len];
-            for ((s, &v), &m) in sum.iter_mut().zip(row).zip(&shift) {
-                *s += (v - m).exp_neg();
+            map2_vec(&mut terms, row, &shift, |v, m| (v - m).exp_neg());
+            for (s, &e) in sum.iter_mut().zip(&terms) {
+                *s += e;
             }
         }
         for ((r, &s), &m) in seg.iter_mut().zip(&sum).zip(&shift) {
@@ -118,8 +120,11 @@ fn lse_grad_block<T: Elem>(x: &[T], out: &[T], g: &[T], n: usize, inner: usize, 
         let (o, i0) = (e / (n * inner), e % inner);
         let len = (inner - i0).min(gx.len() - done);
         let (xs, rs, gs) = (&x[e..e + len], &out[o * inner + i0..o * inner + i0 + len], &g[o * inner + i0..o * inner + i0 + len]);
-        for (((d, &v), &r), &gr) in gx[done..done + len].iter_mut().zip(xs).zip(rs).zip(gs) {
-            *d = if r == ninf { T::ZERO } else { gr * (v - r).exp_neg() };
+        let run = &mut gx[done..done + len];
+        map2_vec(run, xs, rs, |v, r| if r == ninf { T::ZERO } else { (v - r).exp_neg() });
+        // Zero stays zero whatever `g` holds (an all `-inf` row's gradient is 0).
+        for (d, &gr) in run.iter_mut().zip(gs) {
+            *d = if *d == T::ZERO { T::ZERO } else { *d * gr };
         }
         done += len;
     }

@@ -8,6 +8,7 @@ mod enumeration;
 mod enumeration_guide;
 mod enumeration_sequential;
 mod enumeration_markov;
+mod enum_speed;
 mod examples;
 mod examples_deep;
 mod examples_enum;

@@ -35,6 +35,9 @@ pub struct EnumVar {
     /// The vectorized plates it lies in (names), outermost first.
     pub plates: Vec<String>,
     markov: Vec<MarkovStep>,
+    /// The value the handler gave the site (its support, laid out along `dim`), so that the
+    /// contraction can tell it is still untouched.
+    pub(crate) support: Tensor,
 }
 
 /// Whether a variable created in markov scope `var` may still be depended on by a site in `site`:
@@ -136,6 +139,7 @@ impl EnumHandler {
         shape.extend(&event);
         let value: Tensor = support.reshape(shape)?;
         let id = self.vars.len();
+        let support = value.clone();
         self.by_dim.entry(dim).or_default().push(id);
         self.vars.push(EnumVar {
             id,
@@ -144,6 +148,7 @@ impl EnumHandler {
             size: k,
             plates: msg.cond_indep_stack.iter().filter(|f| f.vectorized()).map(|f| f.name.clone()).collect(),
             markov: msg.infer.markov_scope.clone(),
+            support,
         });
         snapshot.push((dim, id));
         snapshot.sort_unstable();

@@ -113,13 +113,9 @@ pub(crate) struct Elimination {
 }
 
 /// `log Σ_axis exp(t)`, safe where every entry is `-inf` (gives `-inf`, with finite gradients
-/// elsewhere): the shift is the detached max with non-finite values replaced by 0.
+/// elsewhere): one fused kernel on the CPU, composed Candle ops elsewhere (see [`super::lse`]).
 pub(crate) fn log_sum_exp(t: &Tensor, axis: usize) -> Result<Tensor> {
-    let m = t.max_keepdim(axis)?.detach();
-    let finite = m.abs()?.lt(f64::INFINITY)?;
-    let m = finite.where_cond(&m, &m.zeros_like()?)?;
-    let s = t.broadcast_sub(&m)?.exp()?.sum_keepdim(axis)?.log()?;
-    Ok((s + m)?.squeeze(axis)?)
+    super::lse::log_sum_exp(t, axis)
 }
 
 fn reduce(t: &Tensor, axis: usize, semiring: Semiring) -> Result<Tensor> {

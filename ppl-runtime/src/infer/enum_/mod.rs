@@ -6,6 +6,7 @@
 
 pub(crate) mod contract;
 pub(crate) mod expect;
+pub(crate) mod lse;
 pub(crate) mod sequential;
 
 use crate::error::{Error, Result};
@@ -95,7 +96,13 @@ pub(crate) fn build(tr: &Trace, vars: &[EnumVar], max_plate_nesting: usize) -> R
     let mut scale: Option<(f64, &str)> = None;
     for site in tr.nodes().filter(|s| s.has_log_prob()) {
         let located = |e: Error| e.at_site(&site.name, site.location());
-        let Some(lp) = site.log_prob_unscaled()? else { continue };
+        let lp = match enumerated_categorical(site, vars).map_err(located)? {
+            Some(lp) => lp,
+            None => match site.log_prob_unscaled()? {
+                Some(lp) => lp.clone(),
+                None => continue,
+            },
+        };
         let dims = lp.dims().to_vec();
         let r = dims.len();
         let depends = (0..r).any(|i| r - i > max_plate_nesting && dims[i] > 1);
@@ -119,6 +126,7 @@ pub(crate) fn build(tr: &Trace, vars: &[EnumVar], max_plate_nesting: usize) -> R
         }
         let mut syms = Vec::new();
         let mut keep = Vec::new();
+        let mut lp = lp;
         for (i, &n) in dims.iter().enumerate() {
             if n == 1 {
                 continue;
@@ -131,6 +139,12 @@ pub(crate) fn build(tr: &Trace, vars: &[EnumVar], max_plate_nesting: usize) -> R
                          at that dim; under enumeration every batch dim must be declared by a plate"
                     )))
                 })?;
+                // Equal along the plate (a broadcast view): one element stands for all, which
+                // the plate product counts `subsample` times.
+                if lp.stride()[i] == 0 && n == frame.subsample_size {
+                    lp = lp.narrow(i, 0, 1)?;
+                    continue;
+                }
                 Sym::Plate(plate_index[&frame.name])
             } else {
                 let id = site.infer.dim_to_id.iter().find(|(d, _)| *d == dim).map(|(_, id)| *id).ok_or_else(|| {
@@ -200,6 +214,38 @@ impl Built {
             }
         }
     }
+}
+
+/// The log-density of an enumerated `Categorical` site at the values the enum handler gave it,
+/// read off the distribution's normalized logits: `lp[k, 1.., b..] = logits[b.., k]`, a view
+/// (plate dims the logits were broadcast along stay broadcast) instead of `log_prob` evaluated
+/// at every (value, element) pair. `None` for any other site, or when the site's value is no
+/// longer the untouched support or it has a mask: those take `log_prob`.
+fn enumerated_categorical(site: &Site, vars: &[EnumVar]) -> Result<Option<Tensor>> {
+    let (Some(dim), Some(value), None, Some(dist)) = (site.infer.enum_dim, &site.value, &site.mask, &site.dist) else {
+        return Ok(None);
+    };
+    let Some(cat) = dist.as_any().downcast_ref::<crate::dist::Categorical>() else { return Ok(None) };
+    // The variable at the site's dim (ids index `vars`), whose support must be the value itself.
+    let var = site.infer.dim_to_id.iter().find(|(d, _)| *d == dim).and_then(|&(_, id)| vars.get(id));
+    let untouched = var.is_some_and(|v| v.dim == dim && v.support.id() == value.id());
+    let k = cat.num_categories();
+    let (r, nb) = (value.rank(), crate::dist::Distribution::batch_shape(cat).len());
+    let laid_out = value.dims().first() == Some(&k) && value.dims()[1..].iter().all(|&n| n == 1);
+    if !untouched || value.dtype() != candle_core::DType::U32 || !laid_out || r <= nb {
+        return Ok(None);
+    }
+    // [b.., k] -> [k, b..] -> [k, 1.., b..]
+    let mut lp = cat.logits().clone();
+    if nb > 0 {
+        let mut order = vec![nb];
+        order.extend(0..nb);
+        lp = lp.permute(order)?;
+    }
+    for _ in 0..r - 1 - nb {
+        lp = lp.unsqueeze(1)?;
+    }
+    Ok(Some(lp))
 }
 
 /// Whether `site` is a latent discrete site that enumeration does not handle (not enumerated,

@@ -8,6 +8,7 @@
 
 use super::{Transform, check_rank, sum_rightmost};
 use crate::dist::constraints::Constraint;
+use crate::dist::kernels::cumsum_last;
 use crate::dist::{linalg, special};
 use crate::error::{Error, Result};
 use candle_core::{D, Tensor};
@@ -110,7 +111,7 @@ impl StickBreakingTransform {
         let xo = x.broadcast_sub(&offsets)?;
         let lz = special::log_sigmoid(&xo)?;
         let l1mz = special::softplus(&xo)?.neg()?;
-        let incl = l1mz.cumsum(D::Minus1)?;
+        let incl = cumsum_last(&l1mz)?;
         let excl = (&incl - &l1mz)?;
         Ok((lz, l1mz, excl, incl))
     }
@@ -188,7 +189,7 @@ impl Transform for OrderedTransform {
             return Ok(x.clone());
         }
         let z = Tensor::cat(&[&x.narrow(D::Minus1, 0, 1)?, &x.narrow(D::Minus1, 1, n - 1)?.exp()?], x.rank() - 1)?;
-        Ok(z.cumsum(D::Minus1)?)
+        Ok(cumsum_last(&z)?)
     }
     fn inverse(&self, y: &Tensor) -> Result<Tensor> {
         check_rank(self.name(), "inverse", y.dims(), 1)?;
@@ -326,7 +327,7 @@ impl CorrCholeskyTransform {
         let mask = linalg::tril(&linalg::eye_like(k, x)?.ones_like()?, -1)?;
         // log sqrt(1 - tanh²x) = log sech x = ln 2 - x - softplus(-2x); zero off the strict triangle.
         let ls = m.affine(-1.0, std::f64::consts::LN_2)?.sub(&special::softplus(&m.affine(-2.0, 0.0)?)?)?.broadcast_mul(&mask)?;
-        let cs = ls.cumsum(D::Minus1)?;
+        let cs = cumsum_last(&ls)?;
         Ok((m.tanh()?, ls, cs))
     }
 }
@@ -348,7 +349,7 @@ impl Transform for CorrCholeskyTransform {
         let y2 = y.sqr()?;
         // 1 - Σ_{l<j} y_il², replaced by 1 off the strict lower triangle so no 0/0 (or its
         // NaN gradient) appears in entries that are dropped anyway.
-        let left = (y2.cumsum(D::Minus1)? - &y2)?.affine(-1.0, 1.0)?;
+        let left = (cumsum_last(&y2)? - &y2)?.affine(-1.0, 1.0)?;
         let left = (left.broadcast_mul(&mask)? + mask.affine(-1.0, 1.0)?.broadcast_as(left.shape())?)?;
         let t = tril_to_vec(&y.div(&left.sqrt()?)?, true)?;
         // atanh(t) = (log1p(t) - log1p(-t)) / 2

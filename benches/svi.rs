@@ -4,13 +4,18 @@
 //! fused Adam update, with no handlers, traces, checks or parameter store lookups.
 //!
 //! Repeats alternate between the two and the medians are reported. Validation is off for both
-//! (it copies parameters to the host). Run with `cargo bench --bench svi`.
+//! (it copies parameters to the host). Run with `cargo bench --bench svi`. The binary uses
+//! mimalloc as its global allocator, as the README advises for training binaries (glibc's
+//! page-faulting of large per-op buffers and its consolidation on free grow with the graph).
 
 use ppl::dist::{Bernoulli, Beta, Distribution};
 use ppl::optim::Optimizer;
 use ppl::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn positive() -> ParamOptions {
     ParamOptions { constraint: Constraint::Positive, ..Default::default() }

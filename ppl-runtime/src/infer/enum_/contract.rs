@@ -220,6 +220,14 @@ pub(crate) fn eliminate(
     Ok(slots.into_iter().flatten().collect())
 }
 
+/// What [`Problem::walk`] leaves: the scalar contracted so far, the recorded eliminations and,
+/// with kept variables, the factors over them with their ordinals.
+struct Walked {
+    result: Option<Tensor>,
+    elims: Vec<Elimination>,
+    kept: Vec<(BTreeSet<usize>, Factor)>,
+}
+
 /// Puts a factor contracted at a leaf where it belongs: into `result` when it has no dims left,
 /// else into `tree` at `ordinal`.
 fn place(f: Factor, ordinal: BTreeSet<usize>, tree: &mut BTreeMap<Vec<usize>, Vec<Factor>>, result: &mut Option<Tensor>) -> Result<()> {
@@ -276,45 +284,8 @@ impl Problem {
         record: bool,
         chains: &[MarkovChain],
     ) -> Result<(Option<Tensor>, Vec<Elimination>)> {
-        let mut tree: BTreeMap<Vec<usize>, Vec<Factor>> = BTreeMap::new();
-        for (ordinal, f) in &self.terms {
-            tree.entry(ordinal.iter().copied().collect()).or_default().push(f.clone());
-        }
-        let mut result: Option<Tensor> = None;
-        let mut elims = Vec::new();
-        while let Some(leaf) = tree.keys().max_by_key(|k| k.len()).cloned() {
-            let terms = tree.remove(&leaf).unwrap_or_default();
-            let leaf_set: BTreeSet<usize> = leaf.iter().copied().collect();
-            let elsewhere: BTreeSet<usize> = tree.values().flatten().flat_map(|f| f.vars()).collect();
-            if let Some(c) = chains.iter().find(|c| c.ordinal == leaf_set) {
-                let (f, parent, joint) = self.contract_chain(c, &terms, &elsewhere, semiring)?;
-                if record {
-                    elims.push(Elimination { var: c.pairs[0].1, factor: joint });
-                }
-                place(f, parent, &mut tree, &mut result)?;
-                continue;
-            }
-            let local: BTreeSet<usize> =
-                terms.iter().flat_map(|f| f.vars()).filter(|v| !elsewhere.contains(v)).collect();
-            for &v in &local {
-                self.check_inside(v, &leaf_set)?;
-            }
-            let terms = eliminate(terms, &local, semiring, record.then_some(&mut elims))?;
-            for f in terms {
-                let mut parent = BTreeSet::new();
-                for v in f.vars() {
-                    self.check_inside(v, &leaf_set)?;
-                    if self.vars[v].ordinal == leaf_set {
-                        return Err(self.used_outside(v));
-                    }
-                    parent.extend(self.vars[v].ordinal.iter().copied());
-                }
-                self.chain_parent(chains, &leaf_set, &f, &mut parent);
-                let drop: BTreeSet<usize> = leaf_set.difference(&parent).copied().collect();
-                place(self.product_over(f, &drop)?, parent, &mut tree, &mut result)?;
-            }
-        }
-        Ok((result, elims))
+        let walked = self.walk(semiring, record, chains, &BTreeSet::new())?;
+        Ok((walked.result, walked.elims))
     }
 
     /// Sums out (log-sum-exp) every variable not in `keep`, leaving the variables of `keep`
@@ -326,15 +297,32 @@ impl Problem {
     /// A variable summed out that would need the product over a plate of a factor holding a kept
     /// variable inside that plate (its sum would couple every element's kept value) is an error.
     pub fn contract_keep(&self, keep: &BTreeSet<usize>) -> Result<Vec<(BTreeSet<usize>, Factor)>> {
+        Ok(self.walk(Semiring::LogSum, false, &[], keep)?.kept)
+    }
+
+    /// The plate tree walk behind [`Problem::contract_with`] (`keep` empty) and
+    /// [`Problem::contract_keep`]: the deepest ordinal first, its variables used nowhere else
+    /// (and not kept) eliminated, each remaining factor multiplied over the plates its variables
+    /// do not lie in and moved to their ordinal. With `keep` non-empty, a factor left with no
+    /// variable to sum out is returned in `kept` instead of being placed.
+    fn walk(&self, semiring: Semiring, record: bool, chains: &[MarkovChain], keep: &BTreeSet<usize>) -> Result<Walked> {
         let mut tree: BTreeMap<Vec<usize>, Vec<Factor>> = BTreeMap::new();
         for (ordinal, f) in &self.terms {
             tree.entry(ordinal.iter().copied().collect()).or_default().push(f.clone());
         }
-        let mut out = Vec::new();
+        let mut out = Walked { result: None, elims: Vec::new(), kept: Vec::new() };
         while let Some(leaf) = tree.keys().max_by_key(|k| k.len()).cloned() {
             let terms = tree.remove(&leaf).unwrap_or_default();
             let leaf_set: BTreeSet<usize> = leaf.iter().copied().collect();
             let elsewhere: BTreeSet<usize> = tree.values().flatten().flat_map(|f| f.vars()).collect();
+            if let Some(c) = chains.iter().find(|c| c.ordinal == leaf_set) {
+                let (f, parent, joint) = self.contract_chain(c, &terms, &elsewhere, semiring)?;
+                if record {
+                    out.elims.push(Elimination { var: c.pairs[0].1, factor: joint });
+                }
+                place(f, parent, &mut tree, &mut out.result)?;
+                continue;
+            }
             let local: BTreeSet<usize> = terms
                 .iter()
                 .flat_map(|f| f.vars())
@@ -343,8 +331,10 @@ impl Problem {
             for &v in &local {
                 self.check_inside(v, &leaf_set)?;
             }
-            for f in eliminate(terms, &local, Semiring::LogSum, None)? {
+            let terms = eliminate(terms, &local, semiring, record.then_some(&mut out.elims))?;
+            for f in terms {
                 let mut parent = BTreeSet::new();
+                // A variable of `f` still to be summed out (not kept).
                 let mut pending = None;
                 for v in f.vars() {
                     self.check_inside(v, &leaf_set)?;
@@ -358,37 +348,45 @@ impl Problem {
                 }
                 if let Some(v) = pending
                     && parent == leaf_set
+                    && !keep.is_empty()
                 {
-                    let kept: Vec<&str> = f
-                        .vars()
-                        .filter(|u| keep.contains(u) && !self.vars[v].ordinal.is_superset(&self.vars[*u].ordinal))
-                        .map(|u| self.vars[u].name.as_str())
-                        .collect();
-                    return Err(Error::Enumeration(format!(
-                        "the model's enumerated site `{}` (plates {}) is summed out through a site in plates {} that \
-                         also depends on the guide's enumerated `{}`, which lies in plates `{}` does not: summing `{}` \
-                         out would couple the `{}` of every element; enumerate `{}` in the model instead (and leave it \
-                         out of the guide)",
-                        self.vars[v].name,
-                        self.plate_names(&self.vars[v].ordinal),
-                        self.plate_names(&leaf_set),
-                        kept.join("`, `"),
-                        self.vars[v].name,
-                        self.vars[v].name,
-                        kept.join("`, `"),
-                        kept.join("`, `"),
-                    )));
+                    return Err(self.coupled(v, &f, &leaf_set, keep));
                 }
+                self.chain_parent(chains, &leaf_set, &f, &mut parent);
                 let drop: BTreeSet<usize> = leaf_set.difference(&parent).copied().collect();
                 let f = self.product_over(f, &drop)?;
-                if pending.is_some() {
-                    tree.entry(parent.into_iter().collect()).or_default().push(f);
+                if pending.is_none() && !keep.is_empty() {
+                    out.kept.push((parent, f));
                 } else {
-                    out.push((parent, f));
+                    place(f, parent, &mut tree, &mut out.result)?;
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The error for a not-kept variable `v` summed out through a factor `f` at `leaf` that also
+    /// holds kept variables lying in plates `v` does not.
+    fn coupled(&self, v: usize, f: &Factor, leaf: &BTreeSet<usize>, keep: &BTreeSet<usize>) -> Error {
+        let kept: Vec<&str> = f
+            .vars()
+            .filter(|u| keep.contains(u) && !self.vars[v].ordinal.is_superset(&self.vars[*u].ordinal))
+            .map(|u| self.vars[u].name.as_str())
+            .collect();
+        Error::Enumeration(format!(
+            "the model's enumerated site `{}` (plates {}) is summed out through a site in plates {} that \
+             also depends on the guide's enumerated `{}`, which lies in plates `{}` does not: summing `{}` \
+             out would couple the `{}` of every element; enumerate `{}` in the model instead (and leave it \
+             out of the guide)",
+            self.vars[v].name,
+            self.plate_names(&self.vars[v].ordinal),
+            self.plate_names(leaf),
+            kept.join("`, `"),
+            self.vars[v].name,
+            self.vars[v].name,
+            kept.join("`, `"),
+            kept.join("`, `"),
+        ))
     }
 
     /// `f` given the variable `u` has the values `val` (indices over plates): adds a 0/-inf

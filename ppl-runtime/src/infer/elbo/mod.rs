@@ -13,7 +13,7 @@
 //! Particles run one after the other, or all at once in an outer plate (`vectorize_particles`):
 //! every site then gains a leading particle dim left of the model's plates.
 
-mod baseline;
+pub(crate) mod baseline;
 mod mean_field;
 pub(crate) mod particles;
 mod renyi;

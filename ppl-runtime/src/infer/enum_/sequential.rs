@@ -367,7 +367,7 @@ pub(crate) fn sequential_runs(
         let mut log_weight: Option<Tensor> = None;
         for c in &chosen {
             let site = pass.guide.get(&c.name).ok_or_else(|| internal("a sequential site is not in the guide trace"))?;
-            let lq = site.dist()?.log_prob(site.value()?)?.sum_all()?;
+            let lq = crate::infer::elbo::baseline::score_log_prob(site)?.sum_all()?;
             log_weight = Some(match log_weight {
                 None => lq,
                 Some(w) => (w + lq)?,

@@ -30,6 +30,7 @@ pub(crate) fn num_threads() -> usize {
 /// stride)` (a transposed operand is a swap of its strides), into a new row-major `[m, n]`
 /// vector: the gemm call Candle's CPU matmul makes, with the thread count of [`num_threads`] and
 /// no zero-fill of the output (gemm writes every element when it does not read the destination).
+#[cfg_attr(feature = "openblas", allow(dead_code))] // `Linear` goes through cblas then
 pub(crate) fn matmul<T: Elem>(a: (&[T], usize, usize), b: (&[T], usize, usize), (m, k, n): (usize, usize, usize)) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(m * n);
     if k == 0 {
@@ -56,6 +57,7 @@ pub(crate) fn matmul<T: Elem>(a: (&[T], usize, usize), b: (&[T], usize, usize), 
 /// # Safety
 /// `dst` must be valid for writes of m·n elements and the operands' strides must stay inside
 /// their slices.
+#[cfg_attr(feature = "openblas", allow(dead_code))] // `Linear` goes through cblas then
 unsafe fn gemm_into<T: Elem>(dst: *mut T, (a, a_rs, a_cs): (&[T], usize, usize), (b, b_rs, b_cs): (&[T], usize, usize), (m, k, n): (usize, usize, usize)) {
     let threads = num_threads();
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
